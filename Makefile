@@ -1,0 +1,86 @@
+# The two commands a user needs: `make lab` (bring up the lab fleet and converge it) and
+# `make test` (lint, unit tests, every molecule scenario, end-to-end tests on the lab).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+INVENTORY ?= inventories/lab
+PREFECT_VERSION := $(shell sed -n 's/^fleet_prefect_version: "\(.*\)"/\1/p' group_vars/all/fleet.yml)
+ANSIBLE_ENV := ANSIBLE_FORCE_COLOR=$(if $(CI),0,1) PATH="$(CURDIR)/$(BIN):$$PATH"
+# Each role's molecule scenarios, as role/scenario.
+MOLECULE_SCENARIOS ?= $(patsubst roles/%/molecule.yml,%,$(subst /molecule/,/,$(wildcard roles/*/molecule/*/molecule.yml)))
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: host-deps
+host-deps: ## Install the controller's system packages if missing (Debian)
+	@missing=""; for p in docker.io debootstrap openssh-client git make tar; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the controller venv from requirements.txt
+
+.PHONY: docker
+docker: host-deps ## Start the Docker engine unless one runs
+	lab/ensure-docker.sh
+
+.PHONY: image
+image: docker ## Build (or reuse) the lab base image
+	mkdir -p .cache && lab/build-image.sh > .cache/lab-image
+
+.PHONY: wheelhouse
+wheelhouse: venv ## Build (or reuse) the hosts' wheelhouse
+	lab/build-wheelhouse.sh $(PREFECT_VERSION) $(PY) >/dev/null
+
+.PHONY: lab
+lab: venv image wheelhouse ## Bring up the lab fleet, converge site.yml, print the UI's address
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/up.yml -e lab_image=$$(cat .cache/lab-image)
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/report.yml
+
+.PHONY: lab-down
+lab-down: venv ## Remove the lab fleet
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/down.yml
+
+.PHONY: lint
+lint: venv ## ansible-lint (production profile), yamllint, ruff
+	$(BIN)/yamllint --strict .
+	$(ANSIBLE_ENV) $(BIN)/ansible-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: unit
+unit: venv ## Unit tests (no containers)
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit
+
+.PHONY: molecule
+molecule: venv image wheelhouse ## Every molecule scenario of every role
+	@for s in $(MOLECULE_SCENARIOS); do \
+	  role=$${s%%/*}; scenario=$${s#*/}; echo "=== molecule $$role/$$scenario"; \
+	  ( cd roles/$$role && $(ANSIBLE_ENV) MOLECULE_IMAGE=$$(cat ../../.cache/lab-image) \
+	    PREFECT_FLEET_WHEELHOUSE=$(CURDIR)/.cache/wheelhouse/prefect-$(PREFECT_VERSION).tar \
+	    $(CURDIR)/$(BIN)/molecule test -s $$scenario ) || exit 1; \
+	done
+
+.PHONY: e2e
+e2e: lab ## End-to-end tests on the lab fleet (brings it up first)
+	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab
+
+.PHONY: test
+test: lint unit molecule e2e ## The whole suite: lint, unit, molecule, end-to-end
+
+.PHONY: bench
+bench: venv image wheelhouse ## Converge timings: fresh, no-op, pipelining off vs on
+	$(ANSIBLE_ENV) benchmarks/converge.sh
