@@ -1,0 +1,125 @@
+"""Verify a converged prefect_server: the unit, its user and secrets, the API across the network,
+and that a flow run created through the API survives a server restart."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import uuid
+
+SERVICE = "prefect-server.service"
+ENV_FILE = "/etc/prefect-server/server.env"
+
+
+def _settings(server) -> dict[str, str]:
+    text = server.check_output(f"cat {ENV_FILE}")
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {key: value.strip('"') for key, value in pairs}
+
+
+def _api(host, url: str, method: str = "GET", body: dict | None = None, auth: str = "") -> tuple[int, str]:
+    """Call the API from `host` with its own python3; return (status, body)."""
+    script = f"""
+import base64, json, sys, urllib.request, urllib.error
+req = urllib.request.Request({url!r}, method={method!r},
+    data={json.dumps(body).encode() if body is not None else None!r},
+    headers={{"Content-Type": "application/json"}})
+if {auth!r}:
+    req.add_header("Authorization", "Basic " + base64.b64encode({auth!r}.encode()).decode())
+try:
+    with urllib.request.urlopen(req, timeout=20) as r:
+        print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"""
+    out = host.check_output(f"python3 -c {shlex.quote(script)}")
+    status, _, text = out.partition("\n")
+    return int(status), text
+
+
+def _wait_healthy(server, port: str) -> None:
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/api/health', timeout=5)"
+    server.run_expect([0], f'for i in $(seq 1 90); do python3 -c "{probe}" 2>/dev/null && exit 0; sleep 2; done; exit 1')
+
+
+def test_unit_active_and_enabled(server):
+    service = server.service(SERVICE)
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_runs_as_service_user(server):
+    pid = server.check_output(f"systemctl show -p MainPID --value {SERVICE}")
+    assert pid != "0"
+    assert server.check_output(f"ps -o user= -p {pid}") == "prefect"
+    assert server.user("prefect").shell == "/usr/sbin/nologin"
+
+
+def test_secrets_file_is_private(server):
+    env = server.file(ENV_FILE)
+    assert env.mode == 0o600
+    assert env.user == "prefect"
+    assert "PREFECT_SERVER_DATABASE_MIGRATE_ON_START" in env.content_string
+
+
+def test_api_answers_from_another_host(server, client):
+    settings = _settings(server)
+    base = f"http://{server.backend.get_hostname()}:{settings['PREFECT_SERVER_API_PORT']}/api"
+    status, body = _api(client, f"{base}/health")
+    assert (status, body.strip()) == (200, "true")
+    status, body = _api(client, f"{base}/admin/version", auth=settings.get("PREFECT_SERVER_API_AUTH_STRING", ""))
+    assert status == 200
+    assert json.loads(body) == server.check_output(
+        "/opt/prefect-server/venvs/*/bin/python -c 'import prefect; print(prefect.__version__)'"
+    )
+
+
+def test_auth_is_enforced_when_set(server, client):
+    settings = _settings(server)
+    base = f"http://{server.backend.get_hostname()}:{settings['PREFECT_SERVER_API_PORT']}/api"
+    status, _ = _api(client, f"{base}/admin/version")
+    expected = 401 if settings.get("PREFECT_SERVER_API_AUTH_STRING") else 200
+    assert status == expected
+
+
+def test_flow_run_survives_restart(server):
+    settings = _settings(server)
+    port = settings["PREFECT_SERVER_API_PORT"]
+    base = f"http://127.0.0.1:{port}/api"
+    auth = settings.get("PREFECT_SERVER_API_AUTH_STRING", "")
+    name = f"molecule-{uuid.uuid4().hex[:8]}"
+
+    status, body = _api(server, f"{base}/flows/", "POST", {"name": name}, auth)
+    assert status in (200, 201), body
+    flow_id = json.loads(body)["id"]
+    status, body = _api(server, f"{base}/flow_runs/", "POST", {"flow_id": flow_id, "name": name}, auth)
+    assert status in (200, 201), body
+    run_id = json.loads(body)["id"]
+
+    before = server.check_output(f"systemctl show -p MainPID --value {SERVICE}")
+    server.run_expect([0], f"systemctl restart {SERVICE}")
+    _wait_healthy(server, port)
+    assert server.check_output(f"systemctl show -p MainPID --value {SERVICE}") != before
+
+    status, body = _api(server, f"{base}/flow_runs/{run_id}", auth=auth)
+    assert status == 200, body
+    run = json.loads(body)
+    assert (run["id"], run["name"], run["flow_id"]) == (run_id, name, flow_id)
+
+
+def test_flows_are_stored_in_the_configured_database(server, client):
+    settings = _settings(server)
+    if settings["PREFECT_SERVER_DATABASE_DRIVER"] == "postgresql+asyncpg":
+        # The client of the postgresql scenario is the database host itself.
+        count = client.check_output(
+            "runuser -u postgres -- psql -tAc 'select count(*) from flow' %s", settings["PREFECT_SERVER_DATABASE_NAME"]
+        )
+        assert not server.file("/var/lib/prefect-server/prefect.db").exists
+    else:
+        count = server.check_output(
+            "%s -c \"import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from flow')"
+            '.fetchone()[0])" %s',
+            "/usr/bin/python3",
+            settings["PREFECT_SERVER_DATABASE_NAME"],
+        )
+    assert int(count) >= 1
