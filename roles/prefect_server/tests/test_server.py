@@ -39,7 +39,9 @@ except urllib.error.HTTPError as e:
 
 def _wait_healthy(server, port: str) -> None:
     probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/api/health', timeout=5)"
-    server.run_expect([0], f'for i in $(seq 1 90); do python3 -c "{probe}" 2>/dev/null && exit 0; sleep 2; done; exit 1')
+    server.run_expect(
+        [0], f'for i in $(seq 1 90); do python3 -c "{probe}" 2>/dev/null && exit 0; sleep 2; done; exit 1'
+    )
 
 
 def test_unit_active_and_enabled(server):
