@@ -1,0 +1,45 @@
+"""site.yml's first play rejects a bad inventory before any host is touched."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import VENV_BIN, run
+
+
+def _preflight(tmp_path, inventory: dict) -> tuple[int, str]:
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    result = run([str(VENV_BIN / "ansible-playbook"), "-i", str(path), "playbooks/preflight.yml"])
+    return result.returncode, " ".join((result.stdout + result.stderr).split())
+
+
+def _inventory(servers: dict, **groups: dict) -> dict:
+    children = {"prefect_server": {"hosts": servers}}
+    children.update({name: {"hosts": hosts} for name, hosts in groups.items()})
+    return {"all": {"children": children}}
+
+
+def test_a_good_inventory_passes(tmp_path):
+    rc, out = _preflight(tmp_path, _inventory({"atd-prefect-01": {}}, prefect_workers={"atd-data02": {}}))
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize(
+    ("inventory", "message"),
+    [
+        (_inventory({}), "exactly one host in group prefect_server; found 0"),
+        (_inventory({"atd-prefect-01": {}, "atd-prefect-02": {}}), "exactly one host in group prefect_server; found 2"),
+        (_inventory({"ATD_Prefect": {}}), "Host name 'ATD_Prefect' must be a lower-case DNS label"),
+        (
+            _inventory({"atd-prefect-01": {"fleet_prefect_database_backend": "postgresql"}}),
+            "needs exactly one host in group prefect_database; found 0",
+        ),
+    ],
+    ids=["no-server", "two-servers", "bad-host-name", "postgresql-without-database-host"],
+)
+def test_a_bad_inventory_is_rejected(tmp_path, inventory, message):
+    rc, out = _preflight(tmp_path, inventory)
+    assert rc != 0
+    assert message in out
