@@ -64,11 +64,11 @@ def test_controller_and_hosts_run_the_same_versions():
 
 def test_requirements_yml_pins_every_collection_the_code_uses():
     pinned = {c["name"] for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]}
-    assert all(
-        c.get("version") for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]
-    )
+    assert all(c.get("version") for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"])
     used = set()
     for path in list(ROOT.glob("roles/**/*.yml")) + list(ROOT.glob("lab/*.yml")) + list(ROOT.glob("playbooks/*.yml")):
-        used |= set(re.findall(r"^\s*-?\s*((?!ansible\.builtin)[a-z_]+\.[a-z_]+)\.[a-z_]+:\s*$", path.read_text(), re.M))
+        used |= set(
+            re.findall(r"^\s*-?\s*((?!ansible\.builtin)[a-z_]+\.[a-z_]+)\.[a-z_]+:\s*$", path.read_text(), re.M)
+        )
     assert used, "found no collection modules at all: the pattern is wrong"
     assert used <= pinned, f"not pinned in requirements.yml: {sorted(used - pinned)}"

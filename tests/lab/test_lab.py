@@ -1,0 +1,115 @@
+"""End to end on the lab fleet: the server answers from the controller at the pinned version, the
+UI loads, auth is enforced, hosts are reached over SSH, and a second `make lab` changes nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.request
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run
+from tests.lab.conftest import groups_of, recaps
+
+pytestmark = pytest.mark.lab
+
+
+def test_api_health_from_the_controller(lab):
+    status, body = lab.get("/api/health", auth=False)
+    assert (status, json.loads(body)) == (200, True)
+
+
+def test_server_reports_the_pinned_version(lab):
+    status, body = lab.get("/api/admin/version")
+    assert status == 200
+    assert json.loads(body) == lab.server["fleet_prefect_version"]
+
+
+def test_basic_auth_is_enforced(lab):
+    assert lab.server["prefect_server_auth_string"], "the lab runs with basic auth on"
+    status, _ = lab.get("/api/admin/version", auth=False)
+    assert status == 401
+
+
+def test_ui_loads(lab):
+    status, body = lab.get("/")
+    assert status == 200
+    html = body.decode()
+    assert "<title>Prefect" in html or "prefect" in html.lower()
+    scripts = re.findall(r'src="(/[^"]+\.js)"', html)
+    assert scripts, "the UI's page references no script"
+    status, script = lab.get(scripts[0])
+    assert status == 200
+    assert len(script) > 1000
+    status, body = lab.get("/ui-settings")
+    assert status == 200
+    assert json.loads(body)["api_url"] == lab.api_url
+
+
+def test_hosts_are_reached_over_ssh(lab):
+    # Each host answers with its own name, and its environment shows the session came in over SSH
+    # (not `docker exec`), as on a production host.
+    script = 'echo "$(hostname) ${SSH_CONNECTION:+via-ssh}"'
+    result = run(["ansible", "-i", lab.inventory, "all", "-m", "ansible.builtin.shell", "-a", script])
+    assert result.returncode == 0, result.stdout + result.stderr
+    for host in groups_of(lab.inventory)["all"]:
+        assert re.search(rf"^{re.escape(host)} via-ssh$", result.stdout, re.M), result.stdout
+
+
+def test_second_lab_run_changes_nothing(lab):
+    result = run(["make", "--no-print-directory", "lab", f"INVENTORY={lab.inventory}"], timeout=1200)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    totals = recaps(result.stdout)
+    hosts = set(groups_of(lab.inventory)["all"])
+    assert hosts <= set(totals), f"no recap for {sorted(hosts - set(totals))}"
+    changed = {host: c["changed"] for host, c in totals.items() if c["changed"]}
+    assert not changed, f"a second run changed: {changed}"
+    assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in totals.values())
+    # The expensive parts were reused, not rebuilt.
+    assert "build-image: reusing " + (ROOT / ".cache" / "lab-image").read_text().strip() in result.stderr
+    assert "build-wheelhouse: reusing" in result.stderr
+
+
+def test_another_inventory_gives_another_lab(lab, tmp_path):
+    """Hosts, network and subnet come from the inventory alone: a different one, a different fleet."""
+    del lab  # the main lab stays up beside this one
+    inventory = tmp_path / "alt"
+    shutil.copytree(ROOT / "inventories" / "lab", inventory)
+    settings_file = inventory / "group_vars" / "all" / "lab.yml"
+    settings = yaml.safe_load(settings_file.read_text())
+    settings.update(lab_root=str(ROOT), lab_network="prefect-fleet-lab-alt", lab_subnet="172.30.78.0/24")
+    settings_file.write_text(yaml.safe_dump(settings))
+    (inventory / "hosts.yml").write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        "prefect_server": {"hosts": {"alt-prefect-01": {"ansible_host": "172.30.78.10"}}},
+                        "prefect_workers": {
+                            "hosts": {"alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["alt-data05"]}}
+                        },
+                    }
+                }
+            }
+        )
+    )
+    try:
+        result = run(["make", "--no-print-directory", "lab", f"INVENTORY={inventory}"], timeout=1200)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        names = run(
+            ["docker", "ps", "--filter", "label=prefect-fleet-lab=prefect-fleet-lab-alt", "--format", "{{.Names}}"]
+        )
+        assert sorted(names.stdout.split()) == [
+            "prefect-fleet-lab-alt-alt-data05",
+            "prefect-fleet-lab-alt-alt-prefect-01",
+        ]
+        with urllib.request.urlopen("http://172.30.78.10:4200/api/health", timeout=20) as response:
+            assert json.loads(response.read()) is True
+    finally:
+        down = run(["make", "--no-print-directory", "lab-down", f"INVENTORY={inventory}"], timeout=600)
+    assert down.returncode == 0, down.stdout[-3000:]
+    left = run(["docker", "ps", "-a", "--filter", "label=prefect-fleet-lab=prefect-fleet-lab-alt", "-q"])
+    assert left.stdout.strip() == ""
