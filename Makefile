@@ -5,11 +5,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV ?= .venv
-PY := $(VENV)/bin/python
-BIN := $(VENV)/bin
+PY := $(abspath $(VENV))/bin/python
+BIN := $(abspath $(VENV))/bin
 INVENTORY ?= inventories/lab
 PREFECT_VERSION := $(shell sed -n 's/^fleet_prefect_version: "\(.*\)"/\1/p' group_vars/all/fleet.yml)
-ANSIBLE_ENV := ANSIBLE_FORCE_COLOR=$(if $(CI),0,1) PATH="$(CURDIR)/$(BIN):$$PATH"
+ANSIBLE_ENV := ANSIBLE_FORCE_COLOR=$(if $(CI),0,1) PATH="$(BIN):$$PATH"
 # Each role's molecule scenarios, as role/scenario.
 MOLECULE_SCENARIOS ?= $(patsubst roles/%/molecule.yml,%,$(subst /molecule/,/,$(wildcard roles/*/molecule/*/molecule.yml)))
 
@@ -71,7 +71,7 @@ molecule: venv image wheelhouse ## Every molecule scenario of every role
 	  role=$${s%%/*}; scenario=$${s#*/}; echo "=== molecule $$role/$$scenario"; \
 	  ( cd roles/$$role && $(ANSIBLE_ENV) MOLECULE_IMAGE=$$(cat ../../.cache/lab-image) \
 	    PREFECT_FLEET_WHEELHOUSE=$(CURDIR)/.cache/wheelhouse/prefect-$(PREFECT_VERSION).tar \
-	    $(CURDIR)/$(BIN)/molecule test -s $$scenario ) || exit 1; \
+	    $(BIN)/molecule test -s $$scenario ) || exit 1; \
 	done
 
 .PHONY: e2e
