@@ -83,4 +83,4 @@ test: lint unit molecule e2e ## The whole suite: lint, unit, molecule, end-to-en
 
 .PHONY: bench
 bench: venv image wheelhouse ## Converge timings: fresh, no-op, pipelining off vs on
-	$(ANSIBLE_ENV) benchmarks/converge.sh
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.converge

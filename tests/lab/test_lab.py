@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import urllib.request
 
 import pytest
-import yaml
 
+from lab.inventory import write_lab_inventory
 from tests.conftest import ROOT, run
 from tests.lab.conftest import groups_of, recaps
 
@@ -76,25 +75,14 @@ def test_second_lab_run_changes_nothing(lab):
 def test_another_inventory_gives_another_lab(lab, tmp_path):
     """Hosts, network and subnet come from the inventory alone: a different one, a different fleet."""
     del lab  # the main lab stays up beside this one
-    inventory = tmp_path / "alt"
-    shutil.copytree(ROOT / "inventories" / "lab", inventory)
-    settings_file = inventory / "group_vars" / "all" / "lab.yml"
-    settings = yaml.safe_load(settings_file.read_text())
-    settings.update(lab_root=str(ROOT), lab_network="prefect-fleet-lab-alt", lab_subnet="172.30.78.0/24")
-    settings_file.write_text(yaml.safe_dump(settings))
-    (inventory / "hosts.yml").write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "children": {
-                        "prefect_server": {"hosts": {"alt-prefect-01": {"ansible_host": "172.30.78.10"}}},
-                        "prefect_workers": {
-                            "hosts": {"alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["alt-data05"]}}
-                        },
-                    }
-                }
-            }
-        )
+    inventory = write_lab_inventory(
+        tmp_path / "alt",
+        network="prefect-fleet-lab-alt",
+        subnet="172.30.78.0/24",
+        groups={
+            "prefect_server": {"alt-prefect-01": {"ansible_host": "172.30.78.10"}},
+            "prefect_workers": {"alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["alt-data05"]}},
+        },
     )
     try:
         result = run(["make", "--no-print-directory", "lab", f"INVENTORY={inventory}"], timeout=1200)

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import testinfra
 
-
-def _host(group: str) -> testinfra.host.Host:
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    hosts = testinfra.get_hosts([f"ansible://{group}?ansible_inventory={inventory}"])
-    assert len(hosts) == 1, f"expected one host in group {group}, found {len(hosts)}"
-    return hosts[0]
+from tests.molecule_checks import scenario_host as _host
 
 
 @pytest.fixture(scope="module")

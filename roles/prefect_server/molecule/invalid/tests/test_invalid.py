@@ -3,20 +3,13 @@ file on the host changed. The role runs for real against the scenario's systemd 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-import testinfra
 
-SCENARIO = Path(__file__).resolve().parent.parent
-# Everything the role may write to; /var/lib/systemd changes on its own (timers, journal).
-WATCHED = "/etc /opt /srv /usr/local /var/lib /home"
-SNAPSHOT = (
-    f"find {WATCHED} -xdev -path /var/lib/systemd -prune -o -printf '%p %T@ %s %m %u\\n' 2>/dev/null | sort | sha256sum"
-)
+from tests.molecule_checks import assert_rejected_without_change, scenario_host
+
+CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 
 CASES = {
     "port-out-of-range": ({"prefect_server_port": 70000}, "prefect_server_port must be between 1 and 65535"),
@@ -62,34 +55,13 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def host() -> testinfra.host.Host:
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return testinfra.get_hosts([f"ansible://prefect_server?ansible_inventory={inventory}"])[0]
+def host():
+    return scenario_host("prefect_server")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_invalid_input_fails_before_any_change(host, case):
     extra_vars, message = CASES[case]
-    before = host.check_output(SNAPSHOT)
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(SCENARIO / "converge.yml"),
-            "-e",
-            json.dumps(extra_vars),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"},
-    )
-    output = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode != 0, f"{case}: the role accepted invalid input\n{result.stdout[-3000:]}"
-    assert message in output, f"{case}: expected {message!r} in the failure\n{result.stdout[-3000:]}"
-    # Nothing was written: the role failed in its argument spec or preflight checks.
-    assert "changed=0" in output
-    assert host.check_output(SNAPSHOT) == before
+    assert_rejected_without_change(host, CONVERGE, extra_vars, message)
     assert not host.user("prefect").exists
     assert not host.file("/etc/systemd/system/prefect-server.service").exists

@@ -1,0 +1,41 @@
+"""Checks shared by the roles' molecule verifiers. The bad-input one applies a role with one invalid
+input, as extra vars, and requires that it fails with a message naming the problem before any file
+on the host changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import testinfra
+
+# Everything a role may write to; /var/lib/systemd changes on its own (timers, journal).
+WATCHED = "/etc /opt /srv /usr/local /var/lib /home"
+SNAPSHOT = (
+    f"find {WATCHED} -xdev -path /var/lib/systemd -prune -o -printf '%p %T@ %s %m %u\\n' 2>/dev/null | sort | sha256sum"
+)
+
+
+def scenario_host(group: str) -> testinfra.host.Host:
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    hosts = testinfra.get_hosts([f"ansible://{group}?ansible_inventory={inventory}"])
+    assert len(hosts) == 1, f"expected one host in group {group}, found {len(hosts)}"
+    return hosts[0]
+
+
+def assert_rejected_without_change(host, playbook: Path, extra_vars: dict, message: str) -> None:
+    before = host.check_output(SNAPSHOT)
+    result = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook), "-e", json.dumps(extra_vars)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"},
+    )
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, f"the role accepted invalid input {extra_vars}\n{result.stdout[-3000:]}"
+    assert message in output, f"expected {message!r} in the failure\n{result.stdout[-3000:]}"
+    assert "changed=0" in output
+    assert host.check_output(SNAPSHOT) == before, "a file on the host changed"
