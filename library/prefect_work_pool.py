@@ -1,0 +1,193 @@
+#!/usr/bin/python
+"""Ansible module: manage a Prefect 3 work pool through the REST API."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prefect_work_pool
+short_description: Manage a Prefect 3 work pool
+description:
+  - Creates, updates or deletes a work pool through Prefect's REST API, idempotently.
+  - In this fleet an environment (C(production), C(staging)) is a work pool of type C(process).
+  - Supports check mode and diff mode.
+options:
+  api_url:
+    description: Prefect API URL, for example C(http://atd-prefect-01:4200/api).
+    type: str
+    required: true
+  auth_string:
+    description: Basic auth C(user:password) when the server has C(PREFECT_SERVER_API_AUTH_STRING) set.
+    type: str
+    default: ""
+  validate_certs:
+    description: Verify the server's TLS certificate.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for each API call.
+    type: int
+    default: 30
+  name:
+    description: Pool name.
+    type: str
+    required: true
+  type:
+    description: Worker type of the pool. It cannot change once the pool exists.
+    type: str
+    default: process
+  state:
+    description: Whether the pool exists.
+    type: str
+    choices: [present, absent]
+    default: present
+  description:
+    description: Free text shown in the UI.
+    type: str
+  concurrency_limit:
+    description: Most flow runs the pool runs at once; C(0) removes the limit.
+    type: int
+  paused:
+    description: Whether the pool is paused.
+    type: bool
+  base_job_template:
+    description:
+      - The pool's base job template (C(job_configuration) and C(variables)), for example the
+        output of C(ProcessWorker.get_default_base_job_template()). Required to create a pool
+        when O(job_variables) is set.
+    type: dict
+  job_variables:
+    description:
+      - Defaults for the job variables of the template, for example
+        C({working_dir: /opt/prefect/production, stream_output: false}). Each key must be a
+        variable of the template.
+    type: dict
+author:
+  - prefect-fleet maintainers
+"""
+
+EXAMPLES = r"""
+- name: One pool per environment, running flows in that environment's checkout
+  prefect_work_pool:
+    api_url: "{{ fleet_prefect_api_url }}"
+    auth_string: "{{ prefect_server_auth_string }}"
+    name: production
+    base_job_template: "{{ process_template }}"
+    job_variables:
+      working_dir: /opt/prefect/production
+      stream_output: false
+  no_log: false
+
+- name: Remove an environment
+  prefect_work_pool:
+    api_url: "{{ fleet_prefect_api_url }}"
+    name: old-env
+    state: absent
+"""
+
+RETURN = r"""
+pool:
+  description: The pool as the API returned it after the change (or as it is, with no change).
+  returned: when state is present
+  type: dict
+"""
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prefect_api import API_ARGUMENT_SPEC, PrefectAPI, PrefectAPIError, path_segment
+
+
+def with_job_variables(template, job_variables):
+    """Return a copy of `template` whose variables default to `job_variables`."""
+    result = copy.deepcopy(template)
+    properties = result.setdefault("variables", {}).setdefault("properties", {})
+    unknown = sorted(set(job_variables) - set(properties))
+    if unknown:
+        raise ValueError(
+            "job_variables {} are not variables of the base job template (known: {})".format(
+                ", ".join(unknown), ", ".join(sorted(properties))
+            )
+        )
+    for key, value in job_variables.items():
+        properties[key]["default"] = value
+    return result
+
+
+def desired_state(module, current):
+    """The managed fields as they should be: the given options over what exists."""
+    params = module.params
+    desired = {}
+    if params["description"] is not None:
+        desired["description"] = params["description"]
+    if params["concurrency_limit"] is not None:
+        desired["concurrency_limit"] = params["concurrency_limit"] or None
+    if params["paused"] is not None:
+        desired["is_paused"] = params["paused"]
+    template = params["base_job_template"]
+    if template is None and params["job_variables"]:
+        template = (current or {}).get("base_job_template")
+        if not template:
+            raise ValueError("job_variables needs base_job_template to create the pool, or an existing template")
+    if template is not None:
+        desired["base_job_template"] = with_job_variables(template, params["job_variables"] or {})
+    return desired
+
+
+def main():
+    argument_spec = dict(
+        API_ARGUMENT_SPEC,
+        name={"type": "str", "required": True},
+        type={"type": "str", "default": "process"},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        description={"type": "str"},
+        concurrency_limit={"type": "int"},
+        paused={"type": "bool"},
+        base_job_template={"type": "dict"},
+        job_variables={"type": "dict"},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    api = PrefectAPI(module)
+    path = "/work_pools/" + path_segment(params["name"])
+
+    try:
+        current = api.get_or_none(path)
+        if params["state"] == "absent":
+            if current is None:
+                module.exit_json(changed=False)
+            if not module.check_mode:
+                api.request("DELETE", path)
+            module.exit_json(changed=True, diff={"before": {"name": params["name"]}, "after": {}})
+
+        if params["concurrency_limit"] is not None and params["concurrency_limit"] < 0:
+            module.fail_json(
+                msg="concurrency_limit must be 0 (no limit) or more, got {}".format(params["concurrency_limit"])
+            )
+        desired = desired_state(module, current)
+
+        if current is None:
+            body = dict(desired, name=params["name"], type=params["type"])
+            after = body if module.check_mode else api.request("POST", "/work_pools/", body)
+            module.exit_json(changed=True, pool=after, diff={"before": {}, "after": body})
+
+        if current.get("type") != params["type"]:
+            module.fail_json(
+                msg="work pool {} has type {}, not {}; a pool's type cannot change: remove it first".format(
+                    params["name"], current.get("type"), params["type"]
+                )
+            )
+        changes = {key: value for key, value in desired.items() if current.get(key) != value}
+        before = {key: current.get(key) for key in changes}
+        if not changes:
+            module.exit_json(changed=False, pool=current)
+        if not module.check_mode:
+            api.request("PATCH", path, changes)
+            current = api.request("GET", path)
+        module.exit_json(changed=True, pool=current, diff={"before": before, "after": changes})
+    except (PrefectAPIError, ValueError) as error:
+        module.fail_json(msg=str(error))
+
+
+if __name__ == "__main__":
+    main()

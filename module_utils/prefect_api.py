@@ -1,0 +1,75 @@
+"""A small client for Prefect 3's REST API, shared by the prefect_* modules.
+
+It uses Ansible's own URL helper (proxies, CA bundles and timeouts as every Ansible module), and
+returns decoded JSON or raises PrefectAPIError with the status and Prefect's own message.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import quote
+from ansible.module_utils.urls import open_url
+
+API_ARGUMENT_SPEC = {
+    "api_url": {"type": "str", "required": True},
+    "auth_string": {"type": "str", "no_log": True, "default": ""},
+    "validate_certs": {"type": "bool", "default": True},
+    "timeout": {"type": "int", "default": 30},
+}
+
+
+class PrefectAPIError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def path_segment(value):
+    return quote(str(value), safe="")
+
+
+class PrefectAPI:
+    def __init__(self, module):
+        params = module.params
+        self.base = params["api_url"].rstrip("/")
+        self.validate_certs = params["validate_certs"]
+        self.timeout = params["timeout"]
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if params["auth_string"]:
+            token = base64.b64encode(params["auth_string"].encode("utf-8")).decode("ascii")
+            self.headers["Authorization"] = "Basic " + token
+
+    def request(self, method, path, body=None):
+        url = self.base + path
+        data = json.dumps(body) if body is not None else None
+        try:
+            response = open_url(
+                url,
+                method=method,
+                data=data,
+                headers=self.headers,
+                validate_certs=self.validate_certs,
+                timeout=self.timeout,
+            )
+            text = response.read()
+        except HTTPError as error:
+            detail = error.read().decode("utf-8", "replace") if hasattr(error, "read") else ""
+            with contextlib.suppress(ValueError, AttributeError):
+                detail = json.loads(detail).get("detail", detail)
+            raise PrefectAPIError(error.code, f"{method} {url} answered {error.code}: {detail}") from error
+        except URLError as error:
+            raise PrefectAPIError(None, f"cannot reach the Prefect API at {url}: {error.reason}") from error
+        return json.loads(text) if text else None
+
+    def get_or_none(self, path):
+        try:
+            return self.request("GET", path)
+        except PrefectAPIError as error:
+            if error.status == 404:
+                return None
+            raise

@@ -1,0 +1,228 @@
+"""The prefect_work_pool and prefect_work_queue modules against a real Prefect server started on
+the controller's loopback: create, no-op, update, check mode, diff, auth and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, VENV_BIN, ansible_env
+
+AUTH = "fleet:unit-test-Pa55"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """A Prefect server with basic auth on 127.0.0.1; yields its API URL."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_API_AUTH_STRING": AUTH,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+    }
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"the Prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        else:
+            pytest.fail("the Prefect server did not answer /api/health within 60 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def process_template() -> dict:
+    out = subprocess.check_output(
+        [
+            sys.executable,
+            "-c",
+            "import json; from prefect.workers.process import ProcessWorker; "
+            "print(json.dumps(ProcessWorker.get_default_base_job_template()))",
+        ],
+        text=True,
+    )
+    return json.loads(out)
+
+
+def module(tmp_path: Path, name: str, args: dict, *flags: str) -> tuple[int, dict]:
+    """Run one module through ansible-playbook on localhost; return (rc, the task's result)."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        # Arguments come from a file through a lookup, whose result Ansible does not template: a base
+        # job template holds Jinja-like placeholders ("{{ command }}") that must reach Prefect as is.
+        f"    - {name}: \"{{{{ lookup('ansible.builtin.file', 'args.json') | from_json }}}}\"\n      register: result\n"
+        "    - ansible.builtin.copy:\n        content: '{{ result | to_json }}'\n"
+        f"        dest: {tmp_path}/result.json\n        mode: '0600'\n      check_mode: false\n"
+    )
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    env = {
+        **ansible_env(),
+        "ANSIBLE_LIBRARY": str(ROOT / "library"),
+        "ANSIBLE_MODULE_UTILS": str(ROOT / "module_utils"),
+    }
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(playbook),
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            *flags,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    result_file = tmp_path / "result.json"
+    if result_file.exists():
+        result = json.loads(result_file.read_text())
+        result_file.unlink()
+        return proc.returncode, result
+    # The task failed before the copy: take its result from the "FAILED! => {...}" line.
+    for line in proc.stdout.splitlines():
+        if "FAILED! => " in line:
+            return proc.returncode, json.loads(line.split("FAILED! => ", 1)[1])
+    return proc.returncode, {"failed": True, "msg": proc.stdout[-2000:] + proc.stderr[-2000:]}
+
+
+def expect(tmp_path: Path, name: str, args: dict, changed: bool, *flags: str) -> dict:
+    """Run a module that must succeed, and report `changed` as given."""
+    rc, result = module(tmp_path, name, args, *flags)
+    assert rc == 0, result
+    assert result["changed"] is changed, result
+    return result
+
+
+def get(api: str, path: str) -> dict:
+    request = urllib.request.Request(
+        api + path, headers={"Authorization": "Basic " + b64encode(AUTH.encode()).decode()}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_pool_created_then_unchanged(api, process_template, tmp_path):
+    args = {
+        "api_url": api,
+        "auth_string": AUTH,
+        "name": "production",
+        "base_job_template": process_template,
+        "job_variables": {"working_dir": "/opt/prefect/production", "stream_output": False},
+    }
+    expect(tmp_path, "prefect_work_pool", args, True)
+    pool = get(api, "/work_pools/production")
+    assert pool["type"] == "process"
+    props = pool["base_job_template"]["variables"]["properties"]
+    assert props["working_dir"]["default"] == "/opt/prefect/production"
+    assert props["stream_output"]["default"] is False
+    expect(tmp_path, "prefect_work_pool", args, False)
+
+
+def test_pool_check_mode_and_diff_change_nothing(api, process_template, tmp_path):
+    args = {"api_url": api, "auth_string": AUTH, "name": "staging", "base_job_template": process_template}
+    result = expect(tmp_path, "prefect_work_pool", args, True, "--check", "--diff")
+    assert result["diff"]["after"]["name"] == "staging"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        get(api, "/work_pools/staging")
+    assert missing.value.code == 404
+
+
+def test_pool_update_reports_the_difference(api, process_template, tmp_path):
+    base = {"api_url": api, "auth_string": AUTH, "name": "updates", "base_job_template": process_template}
+    expect(tmp_path, "prefect_work_pool", base, True)
+    update = {**base, "concurrency_limit": 4, "description": "four"}
+    result = expect(tmp_path, "prefect_work_pool", update, True, "--diff")
+    assert result["diff"]["before"] == {"description": None, "concurrency_limit": None}
+    assert result["diff"]["after"] == {"description": "four", "concurrency_limit": 4}
+    assert get(api, "/work_pools/updates")["concurrency_limit"] == 4
+
+
+def test_pool_absent(api, process_template, tmp_path):
+    base = {"api_url": api, "auth_string": AUTH, "name": "gone", "base_job_template": process_template}
+    expect(tmp_path, "prefect_work_pool", base, True)
+    expect(tmp_path, "prefect_work_pool", {**base, "state": "absent"}, True)
+    expect(tmp_path, "prefect_work_pool", {**base, "state": "absent"}, False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"auth_string": "fleet:wrong"}, "answered 401"),
+        ({"auth_string": ""}, "answered 401"),
+        ({"api_url": "http://127.0.0.1:9/api"}, "cannot reach the Prefect API"),
+        (
+            {"job_variables": {"no_such_variable": 1}},
+            "job_variables no_such_variable are not variables of the base job template",
+        ),
+        ({"type": "docker"}, "a pool's type cannot change"),
+        ({"concurrency_limit": -1}, "concurrency_limit must be 0 (no limit) or more"),
+    ],
+    ids=["wrong-auth", "no-auth", "unreachable", "unknown-job-variable", "type-change", "negative-limit"],
+)
+def test_pool_errors_are_clear(api, process_template, tmp_path, args, message):
+    base = {"api_url": api, "auth_string": AUTH, "name": "production", "base_job_template": process_template}
+    rc, result = module(tmp_path, "prefect_work_pool", {**base, **args})
+    assert rc != 0
+    assert message in result["msg"]
+
+
+def test_queue_lifecycle(api, process_template, tmp_path):
+    pool = {"api_url": api, "auth_string": AUTH, "name": "queues", "base_job_template": process_template}
+    expect(tmp_path, "prefect_work_pool", pool, True)
+    args = {"api_url": api, "auth_string": AUTH, "pool": "queues", "name": "atd-data02"}
+    expect(tmp_path, "prefect_work_queue", args, True, "--check")
+    expect(tmp_path, "prefect_work_queue", args, True)
+    assert get(api, "/work_pools/queues/queues/atd-data02")["name"] == "atd-data02"
+    expect(tmp_path, "prefect_work_queue", args, False)
+    result = expect(tmp_path, "prefect_work_queue", {**args, "concurrency_limit": 2}, True, "--diff")
+    assert result["diff"] == {"before": {"concurrency_limit": None}, "after": {"concurrency_limit": 2}}
+    expect(tmp_path, "prefect_work_queue", {**args, "state": "absent"}, True)
+
+
+def test_queue_in_a_missing_pool_is_a_clear_error(api, tmp_path):
+    args = {"api_url": api, "auth_string": AUTH, "pool": "no-such-pool", "name": "atd-data02"}
+    rc, result = module(tmp_path, "prefect_work_queue", args)
+    assert rc != 0
+    assert "work pool no-such-pool does not exist" in result["msg"]
