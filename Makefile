@@ -47,6 +47,7 @@ wheelhouse: venv ## Build (or reuse) the hosts' wheelhouse
 .PHONY: lab
 lab: venv image wheelhouse ## Bring up the lab fleet, converge site.yml, print the UI's address
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/up.yml -e lab_image=$$(cat .cache/lab-image)
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/git-remote.yml
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/report.yml
 

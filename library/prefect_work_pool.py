@@ -168,8 +168,16 @@ def main():
 
         if current is None:
             body = dict(desired, name=params["name"], type=params["type"])
-            after = body if module.check_mode else api.request("POST", "/work_pools/", body)
-            module.exit_json(changed=True, pool=after, diff={"before": {}, "after": body})
+            if module.check_mode:
+                module.exit_json(changed=True, pool=body, diff={"before": {}, "after": body})
+            try:
+                after = api.request("POST", "/work_pools/", body)
+                module.exit_json(changed=True, pool=after, diff={"before": {}, "after": body})
+            except PrefectAPIError as error:
+                if error.status != 409:
+                    raise
+                # Another host created it meanwhile: compare with what it created.
+                current = api.request("GET", path)
 
         if current.get("type") != params["type"]:
             module.fail_json(

@@ -130,8 +130,16 @@ def main():
 
         if current is None:
             body = dict(desired, name=params["name"])
-            after = body if module.check_mode else api.request("POST", pool_path + "/queues", body)
-            module.exit_json(changed=True, queue=after, diff={"before": {}, "after": body})
+            if module.check_mode:
+                module.exit_json(changed=True, queue=body, diff={"before": {}, "after": body})
+            try:
+                after = api.request("POST", pool_path + "/queues", body)
+                module.exit_json(changed=True, queue=after, diff={"before": {}, "after": body})
+            except PrefectAPIError as error:
+                if error.status != 409:
+                    raise
+                # Another host created it meanwhile: compare with what it created.
+                current = api.request("GET", path)
 
         changes = {key: value for key, value in desired.items() if current.get(key) != value}
         before = {key: current.get(key) for key in changes}
