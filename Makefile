@@ -45,11 +45,13 @@ wheelhouse: venv ## Build (or reuse) the hosts' wheelhouse
 	lab/build-wheelhouse.sh $(PREFECT_VERSION) $(PY) >/dev/null
 
 .PHONY: lab
-lab: venv image wheelhouse ## Bring up the lab fleet, converge site.yml, print the UI's address
+lab: venv image wheelhouse ## Bring up the lab fleet, converge site.yml, deploy and run the flows
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/up.yml -e lab_image=$$(cat .cache/lab-image)
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/git-remote.yml
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) playbooks/deploy_flows.yml
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/report.yml
+	$(ANSIBLE_ENV) $(PY) -m lab.flowruns $(INVENTORY)
 
 .PHONY: lab-down
 lab-down: venv ## Remove the lab fleet

@@ -6,7 +6,11 @@ benchmark, which converges a fleet of its own so that the main lab stays as it i
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -25,3 +29,37 @@ def write_lab_inventory(dest: Path, network: str, subnet: str, groups: dict[str,
     children = {group: {"hosts": hosts} for group, hosts in groups.items()}
     (dest / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": children}}, sort_keys=False))
     return dest
+
+
+def resolve(inventory: str | Path, names: list[str]) -> dict:
+    """Fleet-wide variables of an inventory, templated as a play on the controller sees them."""
+    bin_dir = Path(sys.executable).parent
+    expr = "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} | to_json }}"
+    result = subprocess.run(
+        [
+            str(bin_dir / "ansible"),
+            "--playbook-dir",
+            str(ROOT),
+            "-i",
+            str(inventory),
+            "localhost",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"msg={expr}",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"cannot resolve {names} in {inventory}:\n{result.stdout}{result.stderr}")
+    msg = json.loads(result.stdout.split("=>", 1)[1])["msg"]
+    return json.loads(msg) if isinstance(msg, str) else msg

@@ -9,6 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import testinfra
 
 # Everything a role may write to; /var/lib/systemd changes on its own (timers, journal).
@@ -39,3 +40,18 @@ def assert_rejected_without_change(host, playbook: Path, extra_vars: dict, messa
     assert message in output, f"expected {message!r} in the failure\n{result.stdout[-3000:]}"
     assert "changed=0" in output
     assert host.check_output(SNAPSHOT) == before, "a file on the host changed"
+
+
+def journal_on_failure(group: str, units: str):
+    """A pytest_runtest_makereport hook that attaches `journalctl -u UNITS` of the group's host to
+    every failed test's report (assign it to that name in a conftest)."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(item, call):  # noqa: ARG001 -- pytest's hook signature
+        outcome = yield
+        report = outcome.get_result()
+        if report.when == "call" and report.failed:
+            journal = scenario_host(group).run(f"journalctl -u '{units}' --no-pager -n 80")
+            report.sections.append((f"journalctl -u {units}", journal.stdout))
+
+    return pytest_runtest_makereport

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -12,14 +13,36 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import ROOT, VENV_BIN, run
+from lab.inventory import resolve
+from tests.conftest import VENV_BIN, run
 
 
 @dataclass(frozen=True)
 class Lab:
     inventory: str
     groups: dict
-    server: dict  # the server host's variables, as Ansible resolves them
+    server: dict  # fleet variables, as Ansible resolves them on the controller
+    addresses: dict  # host -> ansible_host
+
+    @property
+    def key(self) -> str:
+        return f"{self.server['lab_state_dir']}/id_ed25519"
+
+    def ssh(self, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command as root on a lab host, over SSH as Ansible does."""
+        result = subprocess.run(
+            ["ssh", "-i", self.key, *SSH_OPTIONS, f"root@{self.addresses[host]}", command],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if check:
+            assert result.returncode == 0, f"{host}: {command}\n{result.stdout}{result.stderr}"
+        return result
+
+    def git_env(self) -> dict[str, str]:
+        return {**os.environ, "GIT_SSH_COMMAND": " ".join(["ssh", "-i", self.key, *SSH_OPTIONS])}
 
     @property
     def api_url(self) -> str:
@@ -36,28 +59,6 @@ class Lab:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
-
-
-def resolved_vars(inventory: str, names: list[str]) -> dict:
-    """Ask Ansible for fleet-wide variables, templated as a play on the controller sees them."""
-    expr = "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} | to_json }}"
-    result = run(
-        [
-            str(VENV_BIN / "ansible"),
-            "--playbook-dir",
-            str(ROOT),
-            "-i",
-            inventory,
-            "localhost",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            f"msg={expr}",
-        ]
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    msg = json.loads(result.stdout.split("=>", 1)[1])["msg"]
-    return json.loads(msg) if isinstance(msg, str) else msg
 
 
 def groups_of(inventory: str) -> dict:
@@ -78,18 +79,34 @@ def recaps(output: str) -> dict[str, dict[str, int]]:
     return totals
 
 
+SSH_OPTIONS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+]
+
+
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     inventory = os.environ.get("LAB_INVENTORY", "inventories/lab")
     groups = groups_of(inventory)
-    server = resolved_vars(
+    server = resolve(
         inventory,
         [
-            "ansible_host",
             "fleet_prefect_api_url",
             "fleet_prefect_version",
             "prefect_server_auth_string",
             "lab_state_dir",
+            "fleet_flows_repo",
+            "fleet_environments",
+            "prefect_worker_sync_interval",
         ],
     )
-    return Lab(inventory=inventory, groups=groups, server=server)
+    listing = json.loads(run([str(VENV_BIN / "ansible-inventory"), "-i", inventory, "--list"]).stdout)
+    addresses = {host: v["ansible_host"] for host, v in listing["_meta"]["hostvars"].items()}
+    return Lab(inventory=inventory, groups=groups, server=server, addresses=addresses)

@@ -81,7 +81,9 @@ def test_another_inventory_gives_another_lab(lab, tmp_path):
         subnet="172.30.78.0/24",
         groups={
             "prefect_server": {"alt-prefect-01": {"ansible_host": "172.30.78.10"}},
-            "prefect_workers": {"alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["alt-data05"]}},
+            # Carries the labels flows/deployments.yml targets, so that `make lab` deploys and runs them.
+            "prefect_workers": {"alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["atd-data02", "etl"]}},
+            "lab_git_remote": {"alt-git-01": {"ansible_host": "172.30.78.20"}},
         },
     )
     try:

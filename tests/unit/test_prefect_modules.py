@@ -226,3 +226,64 @@ def test_queue_in_a_missing_pool_is_a_clear_error(api, tmp_path):
     rc, result = module(tmp_path, "prefect_work_queue", args)
     assert rc != 0
     assert "work pool no-such-pool does not exist" in result["msg"]
+
+
+def test_deployment_lifecycle(api, process_template, tmp_path):
+    pool = {"api_url": api, "auth_string": AUTH, "name": "deploys", "base_job_template": process_template}
+    expect(tmp_path, "prefect_work_pool", pool, True)
+    args = {
+        "api_url": api,
+        "auth_string": AUTH,
+        "flow": "fleet-report",
+        "name": "fleet-report-deploys-atd-data02",
+        "work_pool": "deploys",
+        "work_queue": "atd-data02",
+        "entrypoint": "fleet_report/report.py:fleet_report",
+        "directory": "/opt/prefect/deploys/current/flows",
+        "parameters": {"note": "one"},
+        "cron": "*/30 * * * *",
+    }
+    expect(tmp_path, "prefect_deployment", args, True, "--check")
+    with pytest.raises(urllib.error.HTTPError):
+        get(api, "/deployments/name/fleet-report/fleet-report-deploys-atd-data02")
+    expect(tmp_path, "prefect_deployment", args, True)
+    deployment = get(api, "/deployments/name/fleet-report/fleet-report-deploys-atd-data02")
+    assert (deployment["work_pool_name"], deployment["work_queue_name"]) == ("deploys", "atd-data02")
+    assert deployment["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/deploys/current/flows"}}
+    ]
+    assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["*/30 * * * *"]
+    expect(tmp_path, "prefect_deployment", args, False)
+
+    result = expect(tmp_path, "prefect_deployment", {**args, "parameters": {"note": "two"}}, True, "--diff")
+    assert result["diff"] == {"before": {"parameters": {"note": "one"}}, "after": {"parameters": {"note": "two"}}}
+    assert get(api, f"/deployments/{deployment['id']}")["parameters"] == {"note": "two"}
+    expect(tmp_path, "prefect_deployment", {**args, "parameters": {"note": "two"}, "cron": "0 * * * *"}, True)
+    schedules = get(api, f"/deployments/{deployment['id']}")["schedules"]
+    assert [s["schedule"]["cron"] for s in schedules] == ["0 * * * *"]
+    expect(tmp_path, "prefect_deployment", {**args, "parameters": {"note": "two"}, "cron": "0 * * * *"}, False)
+    expect(tmp_path, "prefect_deployment", {**args, "state": "absent"}, True)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"work_pool": "no-such-pool"}, "work pool no-such-pool does not exist"),
+        ({"entrypoint": "report.py"}, "entrypoint must read path/to/file.py:function"),
+        ({"work_queue": None}, "state is present but all of the following are missing: work_queue"),
+    ],
+    ids=["missing-pool", "bad-entrypoint", "no-queue"],
+)
+def test_deployment_errors_are_clear(api, tmp_path, args, message):
+    base = {
+        "api_url": api,
+        "auth_string": AUTH,
+        "flow": "fleet-report",
+        "name": "broken",
+        "work_pool": "production",
+        "work_queue": "atd-data02",
+        "entrypoint": "fleet_report/report.py:fleet_report",
+    }
+    rc, result = module(tmp_path, "prefect_deployment", {k: v for k, v in {**base, **args}.items() if v is not None})
+    assert rc != 0
+    assert message in result["msg"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import testinfra
 
+from tests.molecule_checks import journal_on_failure
 from tests.molecule_checks import scenario_host as _host
 
 
@@ -18,11 +19,5 @@ def client() -> testinfra.host.Host:
     return _host("clients")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):  # noqa: ARG001
-    """On a failed test, attach the server's journal to the report."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call" and report.failed:
-        journal = _host("prefect_server").run("journalctl -u prefect-server --no-pager -n 60")
-        report.sections.append(("journalctl -u prefect-server", journal.stdout))
+# On a failed test, attach the journal to the report.
+pytest_runtest_makereport = journal_on_failure("prefect_server", "prefect-server")

@@ -1,0 +1,136 @@
+"""Run the example flows' deployments on the lab and report where each run ran.
+
+`python -m lab.flowruns [INVENTORY]` creates one flow run per deployment of flows/deployments.yml
+in every environment and label, waits for each to finish, reads what the flow itself reported
+(its FLEET_REPORT log line: host, directory, commit) and prints a table. The end-to-end tests use
+the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass
+
+import yaml
+
+from lab.inventory import ROOT, resolve
+
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@dataclass
+class Api:
+    url: str
+    auth: str = ""
+
+    def call(self, method: str, path: str, body: dict | None = None):
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"},
+        )
+        if self.auth:
+            request.add_header("Authorization", "Basic " + b64encode(self.auth.encode()).decode())
+        # Like Prefect's own client, retry what the server marks as transient (a busy SQLite answers 503).
+        for attempt in range(6):
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    text = response.read()
+                return json.loads(text) if text else None
+            except urllib.error.HTTPError as error:
+                if error.code not in (429, 502, 503) or attempt == 5:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def of(cls, inventory: str) -> Api:
+        found = resolve(inventory, ["fleet_prefect_api_url", "prefect_server_auth_string"])
+        return cls(found["fleet_prefect_api_url"], found["prefect_server_auth_string"])
+
+
+@dataclass
+class Run:
+    deployment: str
+    environment: str
+    label: str
+    id: str
+    state: str = "PENDING"
+    report: dict | None = None
+
+
+def targets(inventory: str) -> list[tuple[dict, str, str]]:
+    """(deployment spec, environment, label) for every deployment the deploy playbook registers."""
+    spec = yaml.safe_load((ROOT / "flows" / "deployments.yml").read_text())["deployments"]
+    environments = resolve(inventory, ["fleet_environments"])["fleet_environments"]
+    return [(d, env, label) for d in spec for env in environments for label in d["labels"]]
+
+
+def start(api: Api, flow: str, deployment: str, environment: str, label: str, parameters: dict | None = None) -> Run:
+    found = api.call("GET", f"/deployments/name/{flow}/{deployment}")
+    run = api.call("POST", f"/deployments/{found['id']}/create_flow_run", {"parameters": parameters or {}})
+    return Run(deployment, environment, label, run["id"])
+
+
+def wait(api: Api, runs: list[Run], timeout: float = 300) -> list[Run]:
+    """Wait until every run reached a final state (or the timeout); read each one's FLEET_REPORT."""
+    deadline = time.monotonic() + timeout
+    pending = list(runs)
+    while pending and time.monotonic() < deadline:
+        for run in list(pending):
+            if run.state not in FINAL:
+                state = api.call("GET", f"/flow_runs/{run.id}")["state"]
+                run.state = state["type"] if state else "PENDING"
+            if run.state in FINAL:
+                # Logs reach the API in batches, a moment after the final state.
+                run.report = report_of(api, run.id)
+                if run.report or run.state != "COMPLETED":
+                    pending.remove(run)
+        if pending:
+            time.sleep(1)
+    return runs
+
+
+def report_of(api: Api, run_id: str) -> dict | None:
+    logs = api.call("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
+    for log in logs:
+        if log["message"].startswith("FLEET_REPORT "):
+            return json.loads(log["message"].split(" ", 1)[1])
+    return None
+
+
+def main(argv: list[str]) -> int:
+    inventory = argv[0] if argv else "inventories/lab"
+    api = Api.of(inventory)
+    runs = [
+        start(api, d["flow"], f"{d['name']}-{env}-{label}", env, label, d.get("parameters"))
+        for d, env, label in targets(inventory)
+    ]
+    wait(api, runs)
+    rows = [("deployment", "environment", "label", "host", "commit", "state")]
+    for run in runs:
+        report = run.report or {}
+        rows.append(
+            (
+                run.deployment,
+                run.environment,
+                run.label,
+                report.get("host", "-"),
+                report.get("commit", "-")[:12],
+                run.state,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0 if all(run.state == "COMPLETED" and run.report for run in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,80 @@
+"""Verify a converged prefect_worker: per environment a checkout at its branch's head, a venv, a
+healthy worker running as the service user, a sync timer, and the pool and queues in the API."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+ENVIRONMENTS = {"production": ("production", 8081), "staging": ("main", 8082)}
+API = "http://prefect-worker-server:4200/api"
+
+
+def _api(host, path: str) -> dict:
+    auth = host.ansible.get_variables()["molecule_auth"]
+    script = (
+        "import base64, json, urllib.request; "
+        f"r = urllib.request.Request({API + path!r}, "
+        f"headers={{'Authorization': 'Basic ' + base64.b64encode({auth!r}.encode()).decode()}}); "
+        "print(urllib.request.urlopen(r, timeout=20).read().decode())"
+    )
+    return json.loads(host.check_output(f"python3 -c {shlex.quote(script)}"))
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_checkout_is_at_its_branch_head(worker, environment):
+    branch = ENVIRONMENTS[environment][0]
+    remote = worker.check_output(f"git --git-dir /srv/git/flows.git rev-parse {branch}")
+    current = worker.check_output(f"git -c safe.directory='*' -C /opt/prefect/{environment}/current rev-parse HEAD")
+    assert current == remote
+    assert worker.file(f"/opt/prefect/{environment}/current").is_symlink
+    assert worker.file(f"/opt/prefect/{environment}/venv/bin/prefect").exists
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_worker_runs_healthy_as_the_service_user(worker, environment):
+    unit = f"prefect-worker@{environment}.service"
+    assert worker.service(unit).is_running
+    assert worker.service(unit).is_enabled
+    assert worker.service(f"prefect-git-sync@{environment}.timer").is_running
+    pid = worker.check_output(f"systemctl show -p MainPID --value {unit}")
+    assert worker.check_output(f"ps -o user= -p {pid}") == "prefect"
+    port = ENVIRONMENTS[environment][1]
+    probe = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/health').read().decode())"
+    assert "OK" in worker.check_output(f"python3 -c {shlex.quote(probe)}")
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_settings_file_is_private(worker, environment):
+    env = worker.file(f"/etc/prefect-worker/{environment}.env")
+    assert env.mode == 0o600
+    assert env.user == "prefect"
+    assert 'PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false"' in env.content_string
+    assert f'PREFECT_WORKER_WEBSERVER_PORT="{ENVIRONMENTS[environment][1]}"' in env.content_string
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_pool_and_queues_exist(worker, environment):
+    pool = _api(worker, f"/work_pools/{environment}")
+    assert pool["type"] == "process"
+    props = pool["base_job_template"]["variables"]["properties"]
+    assert props["working_dir"]["default"] == f"/opt/prefect/{environment}/current/flows"
+    assert props["stream_output"]["default"] is False
+    for label in ("molecule-a", "molecule-shared"):
+        assert _api(worker, f"/work_pools/{environment}/queues/{label}")["name"] == label
+
+
+def test_sync_unit_follows_a_new_commit(worker):
+    worker.run_expect(
+        [0],
+        "set -e; seed=$(mktemp -d); git clone -q --branch production /srv/git/flows.git $seed; "
+        "echo change > $seed/flows/CHANGE.md; git -C $seed add -A; "
+        "git -C $seed -c user.name=m -c user.email=m@invalid commit -q -m change; "
+        "git -C $seed push -q origin production",
+    )
+    worker.run_expect([0], "systemctl start prefect-git-sync@production.service")
+    remote = worker.check_output("git --git-dir /srv/git/flows.git rev-parse production")
+    current = worker.check_output("git -c safe.directory='*' -C /opt/prefect/production/current rev-parse HEAD")
+    assert current == remote

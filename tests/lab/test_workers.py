@@ -1,0 +1,166 @@
+"""End to end on the lab: labelled workers in git-pulling checkouts, flows routed by label.
+
+Every assertion rests on what a flow run itself reported (its FLEET_REPORT: host, directory,
+commit), on the checkouts as git sees them on the hosts, and on systemd's view of the units.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from lab.flowruns import Api, start, wait
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def api(lab) -> Api:
+    return Api(lab.api_url, lab.server["prefect_server_auth_string"])
+
+
+def remote_heads(lab) -> dict[str, str]:
+    out = subprocess.run(
+        ["git", "ls-remote", "--heads", lab.server["fleet_flows_repo"]],
+        env=lab.git_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {ref.removeprefix("refs/heads/"): sha for sha, ref in (line.split() for line in out.splitlines())}
+
+
+def checkout_head(lab, host: str, environment: str) -> str:
+    return lab.ssh(
+        host, f"git -c safe.directory='*' -C /opt/prefect/{environment}/current rev-parse HEAD"
+    ).stdout.strip()
+
+
+def workers(lab) -> list[str]:
+    return lab.groups["prefect_workers"]
+
+
+def carrying(lab, label: str) -> set[str]:
+    return set(lab.groups.get("label_" + label.replace("-", "_"), []))
+
+
+def push(lab, tmp_path, branch: str, message: str, force: bool = False) -> str:
+    """Commit on top of (or, with force, beside) `branch` of the lab remote; return the new head."""
+    repo = tmp_path / f"clone-{branch}-{time.monotonic_ns()}"
+    env = lab.git_env()
+    git = ["git", "-c", "user.name=fleet-tests", "-c", "user.email=tests@prefect-fleet.invalid"]
+    subprocess.run(
+        ["git", "clone", "-q", "--branch", branch, lab.server["fleet_flows_repo"], str(repo)], env=env, check=True
+    )
+    (repo / "flows" / "PUSHED.md").write_text(f"{message}\n")
+    subprocess.run([*git, "-C", str(repo), "add", "-A"], check=True)
+    if force:  # rewrite the branch head: the new commit does not descend from the old one
+        subprocess.run([*git, "-C", str(repo), "commit", "-q", "--amend", "-m", message], check=True)
+    else:
+        subprocess.run([*git, "-C", str(repo), "commit", "-q", "-m", message], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "push", "-q", *(["--force"] if force else []), "origin", branch], env=env, check=True
+    )
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def wait_for_checkouts(lab, environment: str, commit: str, timeout: float) -> float:
+    """Seconds until every worker host's checkout of `environment` is at `commit` (fails at timeout)."""
+    started = time.monotonic()
+    pending = set(workers(lab))
+    while pending and time.monotonic() - started < timeout:
+        pending = {host for host in pending if checkout_head(lab, host, environment) != commit}
+        if pending:
+            time.sleep(0.5)
+    assert not pending, f"{environment} checkouts not at {commit[:12]} after {timeout:.0f} s on {sorted(pending)}"
+    return time.monotonic() - started
+
+
+def test_flows_run_in_their_environments_checkout_on_the_targeted_host(lab, api):
+    heads = remote_heads(lab)
+    assert heads["main"] != heads["production"], "the lab seeds main one commit ahead of production"
+    runs = [
+        start(api, "fleet-report", "fleet-report-production-atd-data02", "production", "atd-data02"),
+        start(api, "fleet-report", "fleet-report-staging-atd-data02", "staging", "atd-data02"),
+    ]
+    wait(api, runs, timeout=180)
+    for run, branch in zip(runs, ("production", "main"), strict=True):
+        assert run.state == "COMPLETED", run
+        report = run.report
+        assert report["host"] == "atd-data02"
+        assert report["environment"] == run.environment
+        assert report["cwd"].startswith(f"/opt/prefect/{run.environment}/trees/{heads[branch]}-")
+        assert report["cwd"].endswith("/flows")
+        assert report["commit"] == heads[branch]
+
+
+def test_a_shared_label_spreads_its_runs_over_its_hosts_only(lab, api):
+    runs = [start(api, "fleet-report", "etl-report-production-etl", "production", "etl") for _ in range(10)]
+    wait(api, runs, timeout=300)
+    assert [run.state for run in runs] == ["COMPLETED"] * 10
+    hosts = Counter(run.report["host"] for run in runs)
+    assert set(hosts) == carrying(lab, "etl"), f"runs by host: {dict(hosts)}"
+    assert len(carrying(lab, "etl")) == 2
+    assert set(workers(lab)) - carrying(lab, "etl"), "the lab needs a worker host without the label"
+
+
+def test_a_push_reaches_every_production_checkout_and_no_staging_one(lab, tmp_path):
+    staging_before = {host: checkout_head(lab, host, "staging") for host in workers(lab)}
+    commit = push(lab, tmp_path, "production", "A change for production")
+    interval = int(lab.server["prefect_worker_sync_interval"])
+    elapsed = wait_for_checkouts(lab, "production", commit, timeout=interval + 10)
+    print(f"propagated to {len(workers(lab))} production checkouts in {elapsed:.1f} s (interval {interval} s)")
+    assert {host: checkout_head(lab, host, "staging") for host in workers(lab)} == staging_before
+
+
+def test_an_unreachable_remote_keeps_the_checkout_and_fails_visibly(lab, api, tmp_path):
+    host = "atd-data02"
+    git_host = lab.groups["lab_git_remote"][0]
+    network = lab.server["lab_state_dir"].rstrip("/").rsplit("/", 1)[1]
+    container = f"{network}-{git_host}"
+    before = checkout_head(lab, host, "production")
+    subprocess.run(["docker", "network", "disconnect", network, container], check=True)
+    try:
+        sync = lab.ssh(host, "systemctl start prefect-git-sync@production.service", check=False)
+        assert sync.returncode != 0
+        assert (
+            lab.ssh(host, "systemctl is-failed prefect-git-sync@production.service", check=False).stdout.strip()
+            == "failed"
+        )
+        journal = lab.ssh(host, "journalctl -u prefect-git-sync@production.service -n 20 --no-pager").stdout
+        assert "failed; keeping the current checkout" in journal
+        assert checkout_head(lab, host, "production") == before
+        # The worker still runs flows, from the last good checkout.
+        run = start(api, "fleet-report", "fleet-report-production-atd-data02", "production", "atd-data02")
+        wait(api, [run], timeout=120)
+        assert run.state == "COMPLETED"
+        assert (run.report["host"], run.report["commit"]) == (host, before)
+    finally:
+        address = lab.addresses[git_host]
+        subprocess.run(["docker", "network", "connect", "--ip", address, network, container], check=True)
+    commit = push(lab, tmp_path, "production", "After the outage")
+    wait_for_checkouts(lab, "production", commit, timeout=int(lab.server["prefect_worker_sync_interval"]) + 20)
+    assert (
+        lab.ssh(host, "systemctl is-failed prefect-git-sync@production.service", check=False).stdout.strip() != "failed"
+    )
+
+
+def test_a_force_push_is_followed(lab, tmp_path):
+    old = remote_heads(lab)["production"]
+    commit = push(lab, tmp_path, "production", "History rewritten", force=True)
+    assert commit != old
+    wait_for_checkouts(lab, "production", commit, timeout=int(lab.server["prefect_worker_sync_interval"]) + 10)
+
+
+def test_workers_answer_their_health_endpoints(lab):
+    for host in workers(lab):
+        for environment, settings in lab.server["fleet_environments"].items():
+            port = settings["healthcheck_port"]
+            probe = f"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/health').read().decode())\""
+            assert "OK" in lab.ssh(host, probe).stdout, f"{host} {environment}"
+            assert lab.ssh(host, f"systemctl is-active prefect-worker@{environment}.service").stdout.strip() == "active"
