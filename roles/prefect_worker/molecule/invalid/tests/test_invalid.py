@@ -1,0 +1,78 @@
+"""Each invalid input makes prefect_worker fail with a message that names the problem, before any
+file on the host changed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.molecule_checks import assert_rejected_without_change, scenario_host
+
+CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
+TWO_ENVS = {"production": {"branch": "production", "healthcheck_port": 8081}, "staging": {"branch": "main"}}
+
+CASES = {
+    "shared-healthcheck-port": (
+        {"prefect_worker_environments": {**TWO_ENVS, "staging": {"branch": "main", "healthcheck_port": 8081}}},
+        "Each environment needs its own healthcheck_port between 1 and 65535 on a host",
+    ),
+    "environment-not-a-pool-name": (
+        {"prefect_worker_environments": {"Prod_Env": {"branch": "production", "healthcheck_port": 8081}}},
+        "environment names must be valid pool names",
+    ),
+    "environment-without-branch": (
+        {"prefect_worker_environments": {"production": {"healthcheck_port": 8081}}},
+        "must map at least one environment to {branch, healthcheck_port}",
+    ),
+    "branch-not-a-branch-name": (
+        {"prefect_worker_environments": {"production": {"branch": "feature..x", "healthcheck_port": 8081}}},
+        "prefect_worker_environments.production.branch 'feature..x' is not a valid branch name",
+    ),
+    "label-not-a-queue-name": ({"prefect_worker_labels": ["ATD data02"]}, "each a valid queue name"),
+    "no-labels": ({"prefect_worker_labels": []}, "must name at least one label"),
+    "missing-repository": (
+        {"prefect_worker_flows_repo": ""},
+        "prefect_worker_flows_repo (fleet_flows_repo) must name the flows repository",
+    ),
+    "api-url-not-a-url": (
+        {"prefect_worker_api_url": "atd-prefect-01:4200"},
+        "prefect_worker_api_url must be an http(s) URL",
+    ),
+    "sync-interval-too-short": ({"prefect_worker_sync_interval": 2}, "prefect_worker_sync_interval at least 5 s"),
+    "version-without-constraints": ({"prefect_worker_version": "3.0.99"}, "has no constraints file pinning"),
+}
+
+
+@pytest.fixture(scope="module")
+def host():
+    return scenario_host("prefect_workers")
+
+
+@pytest.fixture(scope="module")
+def remote_with_main_only(tmp_path_factory) -> str:
+    """A repository on the controller with branch main only (the role checks branches from there)."""
+    root = tmp_path_factory.mktemp("remote")
+    bare, seed = root / "flows.git", root / "seed"
+    git = ["git", "-c", "user.name=m", "-c", "user.email=m@invalid"]
+    subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(bare)], check=True)
+    subprocess.run(["git", "init", "-q", "--initial-branch=main", str(seed)], check=True)
+    subprocess.run([*git, "-C", str(seed), "commit", "-q", "--allow-empty", "-m", "seed"], check=True)
+    subprocess.run(["git", "-C", str(seed), "push", "-q", str(bare), "main"], check=True)
+    return f"file://{bare}"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_invalid_input_fails_before_any_change(host, case):
+    extra_vars, message = CASES[case]
+    assert_rejected_without_change(host, CONVERGE, extra_vars, message)
+    assert not host.user("prefect").exists
+
+
+def test_a_branch_missing_on_the_remote_fails_before_any_change(host, remote_with_main_only):
+    extra_vars = {"prefect_worker_flows_repo": remote_with_main_only, "prefect_worker_check_branches": True}
+    assert_rejected_without_change(
+        host, CONVERGE, extra_vars, "branch(es) production of prefect_worker_environments do not exist"
+    )
+    assert not host.user("prefect").exists
