@@ -87,3 +87,8 @@ test: lint unit molecule e2e ## The whole suite: lint, unit, molecule, end-to-en
 .PHONY: bench
 bench: venv image wheelhouse ## Converge timings: fresh, no-op, pipelining off vs on
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.converge
+
+.PHONY: bench-workers
+bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs defaults, push propagation
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers latency 20
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers propagation 10

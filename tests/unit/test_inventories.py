@@ -37,6 +37,15 @@ def test_inventory_shape(name):
             assert host in inv[group]["hosts"], f"{host} missing from derived group {group}"
 
 
+@pytest.mark.parametrize("name", INVENTORIES)
+def test_environment_groups_hold_the_worker_hosts(name):
+    inv = _inventory(name)
+    workers = set(inv["prefect_workers"]["hosts"])
+    environments = yaml.safe_load((ROOT / "inventories" / name / "group_vars/all/environments.yml").read_text())
+    for environment in environments["fleet_environments"]:
+        assert set(inv[f"env_{environment}"]["hosts"]) == workers
+
+
 def test_lab_hosts_lie_in_the_lab_subnet():
     lab = yaml.safe_load((ROOT / "inventories/lab/group_vars/all/lab.yml").read_text())
     subnet = ipaddress.ip_network(lab["lab_subnet"])

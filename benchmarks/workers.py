@@ -1,0 +1,161 @@
+"""Worker timings on the lab fleet (`make lab` first), measured side by side in one run.
+
+  python -m benchmarks.workers latency [RUNS]       submit -> Running, fleet settings vs Prefect's defaults
+  python -m benchmarks.workers propagation [PUSHES] push -> every production checkout at the new commit
+
+latency: the staging worker on atd-data02 is restarted with Prefect's default polling
+(PREFECT_WORKER_QUERY_SECONDS=10, PREFECT_WORKER_PREFETCH_SECONDS=10, through a runtime drop-in
+that is removed afterwards), the production worker keeps the role's settings; runs are submitted
+to both alternately, one pair at a time. Times come from the server's own state timestamps:
+submit (Scheduled) -> pickup (Pending, set by the worker) -> Running (set by the flow-run process).
+Numbers, not verdicts: nothing here fails on a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from lab.flowruns import Api, start, wait
+from lab.inventory import resolve
+
+INVENTORY = "inventories/lab"
+HOST = "atd-data02"
+SSH = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+]
+DROP_IN = "/run/systemd/system/prefect-worker@staging.service.d/prefect-defaults.conf"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> str:
+    return f"p50 {statistics.median(values):5.2f} s   p95 {percentile(values, 0.95):5.2f} s   (n={len(values)})"
+
+
+class Lab:
+    def __init__(self) -> None:
+        found = resolve(
+            INVENTORY, ["fleet_prefect_api_url", "prefect_server_auth_string", "lab_state_dir", "fleet_flows_repo"]
+        )
+        self.api = Api(found["fleet_prefect_api_url"], found["prefect_server_auth_string"])
+        self.key = f"{found['lab_state_dir']}/id_ed25519"
+        self.repo = found["fleet_flows_repo"]
+        listing = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-inventory"), "-i", INVENTORY, "--list"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        data = json.loads(listing.stdout)
+        self.addresses = {h: v["ansible_host"] for h, v in data["_meta"]["hostvars"].items()}
+        self.workers = data["prefect_workers"]["hosts"]
+
+    def ssh(self, host: str, command: str) -> str:
+        return subprocess.run(
+            ["ssh", "-i", self.key, *SSH, f"root@{self.addresses[host]}", command],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    def git_env(self) -> dict[str, str]:
+        return {**os.environ, "GIT_SSH_COMMAND": " ".join(["ssh", "-i", self.key, *SSH])}
+
+
+def state_times(api: Api, run_id: str) -> dict[str, datetime]:
+    states = api.call("GET", f"/flow_run_states/?flow_run_id={run_id}")
+    times: dict[str, datetime] = {}
+    for state in states:
+        stamp = datetime.fromisoformat(state["timestamp"].replace("Z", "+00:00"))
+        times.setdefault(state["type"], stamp)
+    return times
+
+
+def latency(runs: int) -> None:
+    lab = Lab()
+    lab.ssh(
+        HOST,
+        f"mkdir -p {Path(DROP_IN).parent} && printf '[Service]\\nEnvironment=PREFECT_WORKER_QUERY_SECONDS=10\\n"
+        f"Environment=PREFECT_WORKER_PREFETCH_SECONDS=10\\n' > {DROP_IN} && systemctl daemon-reload "
+        "&& systemctl restart prefect-worker@staging.service",
+    )
+    sides = {
+        "fleet settings (poll 1 s, prefetch 1 s)": ("fleet-report-production-atd-data02", "production"),
+        "Prefect defaults (poll 10 s, prefetch 10 s)": ("fleet-report-staging-atd-data02", "staging"),
+    }
+    results: dict[str, dict[str, list[float]]] = {side: {"pickup": [], "spawn": [], "total": []} for side in sides}
+    try:
+        time.sleep(15)  # both workers polling
+        for _ in range(runs):
+            pair = [start(lab.api, "fleet-report", deployment, env, "atd-data02") for deployment, env in sides.values()]
+            wait(lab.api, pair, timeout=180)
+            for side, run in zip(sides, pair, strict=True):
+                t = state_times(lab.api, run.id)
+                results[side]["pickup"].append((t["PENDING"] - t["SCHEDULED"]).total_seconds())
+                results[side]["spawn"].append((t["RUNNING"] - t["PENDING"]).total_seconds())
+                results[side]["total"].append((t["RUNNING"] - t["SCHEDULED"]).total_seconds())
+    finally:
+        lab.ssh(HOST, f"rm -f {DROP_IN} && systemctl daemon-reload && systemctl restart prefect-worker@staging.service")
+    print(f"submit -> Running on {HOST}, {runs} runs per side, interleaved (server timestamps)")
+    for side, values in results.items():
+        print(f"  {side}")
+        print(f"    submit -> worker pickup    {summary(values['pickup'])}")
+        print(f"    pickup -> Running (spawn)  {summary(values['spawn'])}")
+        print(f"    submit -> Running          {summary(values['total'])}")
+    fleet, default = (statistics.median(v["total"]) for v in results.values())
+    print(f"  ratio defaults/fleet (p50 submit -> Running): {default / fleet:.2f}x")
+
+
+def propagation(pushes: int) -> None:
+    lab = Lab()
+    interval = int(resolve(INVENTORY, ["prefect_worker_sync_interval"])["prefect_worker_sync_interval"])
+    elapsed: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "flows"
+        env = lab.git_env()
+        subprocess.run(["git", "clone", "-q", "--branch", "production", lab.repo, str(repo)], env=env, check=True)
+        git = ["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@prefect-fleet.invalid"]
+        for i in range(pushes):
+            (repo / "flows" / "BENCH.md").write_text(f"push {i} at {time.time()}\n")
+            subprocess.run([*git, "commit", "-q", "-am", f"bench {i}"], check=True)
+            subprocess.run([*git, "push", "-q", "origin", "production"], env=env, check=True)
+            commit = subprocess.run(
+                [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            pushed = time.monotonic()
+            pending = set(lab.workers)
+            while pending and time.monotonic() - pushed < interval + 60:
+                pending = {
+                    h
+                    for h in pending
+                    if lab.ssh(h, "git -c safe.directory='*' -C /opt/prefect/production/current rev-parse HEAD")
+                    != commit
+                }
+                time.sleep(0.2)
+            elapsed.append(time.monotonic() - pushed)
+    print(f"push -> all {len(lab.workers)} production checkouts at the new commit, sync interval {interval} s")
+    print(f"  {summary(elapsed)}   max {max(elapsed):.2f} s (bound: interval + 10 s = {interval + 10} s)")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "latency"
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else (20 if what == "latency" else 10)
+    {"latency": latency, "propagation": propagation}[what](count)
