@@ -13,8 +13,6 @@ Numbers, not verdicts: nothing here fails on a timing.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,8 +21,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from lab.fleet import Lab
 from lab.flowruns import Api, start, wait
-from lab.inventory import resolve
 
 INVENTORY = "inventories/lab"
 HOST = "atd-data02"
@@ -50,36 +48,6 @@ def summary(values: list[float]) -> str:
     return f"p50 {statistics.median(values):5.2f} s   p95 {percentile(values, 0.95):5.2f} s   (n={len(values)})"
 
 
-class Lab:
-    def __init__(self) -> None:
-        found = resolve(
-            INVENTORY, ["fleet_prefect_api_url", "prefect_server_auth_string", "lab_state_dir", "fleet_flows_repo"]
-        )
-        self.api = Api(found["fleet_prefect_api_url"], found["prefect_server_auth_string"])
-        self.key = f"{found['lab_state_dir']}/id_ed25519"
-        self.repo = found["fleet_flows_repo"]
-        listing = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-inventory"), "-i", INVENTORY, "--list"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        data = json.loads(listing.stdout)
-        self.addresses = {h: v["ansible_host"] for h, v in data["_meta"]["hostvars"].items()}
-        self.workers = data["prefect_workers"]["hosts"]
-
-    def ssh(self, host: str, command: str) -> str:
-        return subprocess.run(
-            ["ssh", "-i", self.key, *SSH, f"root@{self.addresses[host]}", command],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-
-    def git_env(self) -> dict[str, str]:
-        return {**os.environ, "GIT_SSH_COMMAND": " ".join(["ssh", "-i", self.key, *SSH])}
-
-
 def state_times(api: Api, run_id: str) -> dict[str, datetime]:
     states = api.call("GET", f"/flow_run_states/?flow_run_id={run_id}")
     times: dict[str, datetime] = {}
@@ -90,7 +58,8 @@ def state_times(api: Api, run_id: str) -> dict[str, datetime]:
 
 
 def latency(runs: int) -> None:
-    lab = Lab()
+    lab = Lab.of(INVENTORY)
+    api = Api(lab.api_url, lab.server["prefect_server_auth_string"])
     lab.ssh(
         HOST,
         f"mkdir -p {Path(DROP_IN).parent} && printf '[Service]\\nEnvironment=PREFECT_WORKER_QUERY_SECONDS=10\\n"
@@ -105,10 +74,10 @@ def latency(runs: int) -> None:
     try:
         time.sleep(15)  # both workers polling
         for _ in range(runs):
-            pair = [start(lab.api, "fleet-report", deployment, env, "atd-data02") for deployment, env in sides.values()]
-            wait(lab.api, pair, timeout=180)
+            pair = [start(api, "fleet-report", deployment, env, "atd-data02") for deployment, env in sides.values()]
+            wait(api, pair, timeout=180)
             for side, run in zip(sides, pair, strict=True):
-                t = state_times(lab.api, run.id)
+                t = state_times(api, run.id)
                 results[side]["pickup"].append((t["PENDING"] - t["SCHEDULED"]).total_seconds())
                 results[side]["spawn"].append((t["RUNNING"] - t["PENDING"]).total_seconds())
                 results[side]["total"].append((t["RUNNING"] - t["SCHEDULED"]).total_seconds())
@@ -125,13 +94,18 @@ def latency(runs: int) -> None:
 
 
 def propagation(pushes: int) -> None:
-    lab = Lab()
-    interval = int(resolve(INVENTORY, ["prefect_worker_sync_interval"])["prefect_worker_sync_interval"])
+    lab = Lab.of(INVENTORY)
+    interval = int(lab.server["prefect_worker_sync_interval"])
+    workers = lab.groups["prefect_workers"]
     elapsed: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "flows"
         env = lab.git_env()
-        subprocess.run(["git", "clone", "-q", "--branch", "production", lab.repo, str(repo)], env=env, check=True)
+        subprocess.run(
+            ["git", "clone", "-q", "--branch", "production", lab.server["fleet_flows_repo"], str(repo)],
+            env=env,
+            check=True,
+        )
         git = ["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@prefect-fleet.invalid"]
         for i in range(pushes):
             (repo / "flows" / "BENCH.md").write_text(f"push {i} at {time.time()}\n")
@@ -141,7 +115,7 @@ def propagation(pushes: int) -> None:
                 [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
             ).stdout.strip()
             pushed = time.monotonic()
-            pending = set(lab.workers)
+            pending = set(workers)
             while pending and time.monotonic() - pushed < interval + 60:
                 pending = {
                     h
@@ -151,7 +125,7 @@ def propagation(pushes: int) -> None:
                 }
                 time.sleep(0.2)
             elapsed.append(time.monotonic() - pushed)
-    print(f"push -> all {len(lab.workers)} production checkouts at the new commit, sync interval {interval} s")
+    print(f"push -> all {len(workers)} production checkouts at the new commit, sync interval {interval} s")
     print(f"  {summary(elapsed)}   max {max(elapsed):.2f} s (bound: interval + 10 s = {interval + 10} s)")
 
 

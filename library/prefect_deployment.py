@@ -13,22 +13,6 @@ description:
     queue), from that environment's checkout (a C(set_working_directory) pull step).
   - Supports check mode and diff mode.
 options:
-  api_url:
-    description: Prefect API URL, for example C(http://atd-prefect-01:4200/api).
-    type: str
-    required: true
-  auth_string:
-    description: Basic auth C(user:password) when the server has C(PREFECT_SERVER_API_AUTH_STRING) set.
-    type: str
-    default: ""
-  validate_certs:
-    description: Verify the server's TLS certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for each API call.
-    type: int
-    default: 30
   flow:
     description: Name of the flow (its C(@flow(name=...))); created when missing.
     type: str
@@ -79,6 +63,8 @@ options:
     description: Whether the deployment (and its schedule) is paused.
     type: bool
     default: false
+extends_documentation_fragment:
+  - prefect_api
 author:
   - prefect-fleet maintainers
 """
@@ -106,7 +92,14 @@ deployment:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prefect_api import API_ARGUMENT_SPEC, PrefectAPI, PrefectAPIError, path_segment
+from ansible.module_utils.prefect_api import (
+    API_ARGUMENT_SPEC,
+    PrefectAPI,
+    PrefectAPIError,
+    ensure_absent,
+    ensure_present,
+    path_segment,
+)
 
 SCHEDULE_SLUG = "fleet-cron"
 
@@ -178,42 +171,35 @@ def main():
     try:
         current = api.get_or_none(path)
         if params["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False)
-            if not module.check_mode:
-                api.request("DELETE", "/deployments/" + current["id"])
-            module.exit_json(changed=True, diff={"before": {"name": params["name"]}, "after": {}})
-
+            ensure_absent(module, api, current, "/deployments/" + (current or {}).get("id", ""), params["name"])
         if api.get_or_none("/work_pools/" + path_segment(params["work_pool"])) is None:
             module.fail_json(msg=f"work pool {params['work_pool']} does not exist: converge the workers first")
-        desired = desired_fields(params)
-        schedules = desired_schedules(params)
+        desired = dict(desired_fields(params), schedules=desired_schedules(params))
+        body = dict(desired, name=params["name"])
 
-        if current is None:
-            body = dict(desired, name=params["name"], schedules=schedules)
-            if module.check_mode:
-                module.exit_json(changed=True, deployment=body, diff={"before": {}, "after": body})
+        def create():
             flow = api.request("POST", "/flows/", {"name": params["flow"]})
-            created = api.request("POST", "/deployments/", dict(body, flow_id=flow["id"]))
-            module.exit_json(changed=True, deployment=created, diff={"before": {}, "after": body})
+            return api.request("POST", "/deployments/", dict(body, flow_id=flow["id"]))
 
-        changes = {key: value for key, value in desired.items() if comparable_value(current, key) != value}
-        if current_schedules(current) != schedules:
-            changes["schedules"] = schedules
-        if not changes:
-            module.exit_json(changed=False, deployment=current)
-        before = {key: comparable_value(current, key) for key in changes}
-        if "schedules" in changes:
-            before["schedules"] = current_schedules(current)
-        if not module.check_mode:
-            api.request("PATCH", "/deployments/" + current["id"], changes)
-            current = api.request("GET", path)
-        module.exit_json(changed=True, deployment=current, diff={"before": before, "after": changes})
+        ensure_present(
+            module,
+            api,
+            path,
+            current,
+            desired if current else body,
+            create,
+            "deployment",
+            patch_path=lambda found: "/deployments/" + found["id"],
+            current_value=comparable_value,
+        )
     except PrefectAPIError as error:
         module.fail_json(msg=str(error))
 
 
 def comparable_value(deployment, key):
+    """A deployment's field as the module compares it with the desired one."""
+    if key == "schedules":
+        return current_schedules(deployment)
     value = deployment.get(key)
     if key == "tags":
         return sorted(value or [])

@@ -12,22 +12,6 @@ description:
   - In this fleet an environment (C(production), C(staging)) is a work pool of type C(process).
   - Supports check mode and diff mode.
 options:
-  api_url:
-    description: Prefect API URL, for example C(http://atd-prefect-01:4200/api).
-    type: str
-    required: true
-  auth_string:
-    description: Basic auth C(user:password) when the server has C(PREFECT_SERVER_API_AUTH_STRING) set.
-    type: str
-    default: ""
-  validate_certs:
-    description: Verify the server's TLS certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for each API call.
-    type: int
-    default: 30
   name:
     description: Pool name.
     type: str
@@ -62,6 +46,8 @@ options:
         C({working_dir: /opt/prefect/production, stream_output: false}). Each key must be a
         variable of the template.
     type: dict
+extends_documentation_fragment:
+  - prefect_api
 author:
   - prefect-fleet maintainers
 """
@@ -95,7 +81,14 @@ pool:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prefect_api import API_ARGUMENT_SPEC, PrefectAPI, PrefectAPIError, path_segment
+from ansible.module_utils.prefect_api import (
+    API_ARGUMENT_SPEC,
+    PrefectAPI,
+    PrefectAPIError,
+    ensure_absent,
+    ensure_present,
+    path_segment,
+)
 
 
 def with_job_variables(template, job_variables):
@@ -154,45 +147,28 @@ def main():
     try:
         current = api.get_or_none(path)
         if params["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False)
-            if not module.check_mode:
-                api.request("DELETE", path)
-            module.exit_json(changed=True, diff={"before": {"name": params["name"]}, "after": {}})
-
+            ensure_absent(module, api, current, path, params["name"])
         if params["concurrency_limit"] is not None and params["concurrency_limit"] < 0:
             module.fail_json(
                 msg="concurrency_limit must be 0 (no limit) or more, got {}".format(params["concurrency_limit"])
             )
-        desired = desired_state(module, current)
-
-        if current is None:
-            body = dict(desired, name=params["name"], type=params["type"])
-            if module.check_mode:
-                module.exit_json(changed=True, pool=body, diff={"before": {}, "after": body})
-            try:
-                after = api.request("POST", "/work_pools/", body)
-                module.exit_json(changed=True, pool=after, diff={"before": {}, "after": body})
-            except PrefectAPIError as error:
-                if error.status != 409:
-                    raise
-                # Another host created it meanwhile: compare with what it created.
-                current = api.request("GET", path)
-
-        if current.get("type") != params["type"]:
+        if current is not None and current.get("type") != params["type"]:
             module.fail_json(
                 msg="work pool {} has type {}, not {}; a pool's type cannot change: remove it first".format(
                     params["name"], current.get("type"), params["type"]
                 )
             )
-        changes = {key: value for key, value in desired.items() if current.get(key) != value}
-        before = {key: current.get(key) for key in changes}
-        if not changes:
-            module.exit_json(changed=False, pool=current)
-        if not module.check_mode:
-            api.request("PATCH", path, changes)
-            current = api.request("GET", path)
-        module.exit_json(changed=True, pool=current, diff={"before": before, "after": changes})
+        desired = desired_state(module, current)
+        body = dict(desired, name=params["name"], type=params["type"])
+        ensure_present(
+            module,
+            api,
+            path,
+            current,
+            desired if current else body,
+            lambda: api.request("POST", "/work_pools/", body),
+            "pool",
+        )
     except (PrefectAPIError, ValueError) as error:
         module.fail_json(msg=str(error))
 

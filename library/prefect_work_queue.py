@@ -13,22 +13,6 @@ description:
   - In this fleet a host label (C(atd-data02)) is a work queue in each environment's pool.
   - Supports check mode and diff mode.
 options:
-  api_url:
-    description: Prefect API URL, for example C(http://atd-prefect-01:4200/api).
-    type: str
-    required: true
-  auth_string:
-    description: Basic auth C(user:password) when the server has C(PREFECT_SERVER_API_AUTH_STRING) set.
-    type: str
-    default: ""
-  validate_certs:
-    description: Verify the server's TLS certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for each API call.
-    type: int
-    default: 30
   pool:
     description: Name of the work pool; it must exist.
     type: str
@@ -54,6 +38,8 @@ options:
   paused:
     description: Whether the queue is paused.
     type: bool
+extends_documentation_fragment:
+  - prefect_api
 author:
   - prefect-fleet maintainers
 """
@@ -75,7 +61,14 @@ queue:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prefect_api import API_ARGUMENT_SPEC, PrefectAPI, PrefectAPIError, path_segment
+from ansible.module_utils.prefect_api import (
+    API_ARGUMENT_SPEC,
+    PrefectAPI,
+    PrefectAPIError,
+    ensure_absent,
+    ensure_present,
+    path_segment,
+)
 
 
 def main():
@@ -122,33 +115,17 @@ def main():
             )
         current = api.get_or_none(path)
         if params["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False)
-            if not module.check_mode:
-                api.request("DELETE", path)
-            module.exit_json(changed=True, diff={"before": {"name": params["name"]}, "after": {}})
-
-        if current is None:
-            body = dict(desired, name=params["name"])
-            if module.check_mode:
-                module.exit_json(changed=True, queue=body, diff={"before": {}, "after": body})
-            try:
-                after = api.request("POST", pool_path + "/queues", body)
-                module.exit_json(changed=True, queue=after, diff={"before": {}, "after": body})
-            except PrefectAPIError as error:
-                if error.status != 409:
-                    raise
-                # Another host created it meanwhile: compare with what it created.
-                current = api.request("GET", path)
-
-        changes = {key: value for key, value in desired.items() if current.get(key) != value}
-        before = {key: current.get(key) for key in changes}
-        if not changes:
-            module.exit_json(changed=False, queue=current)
-        if not module.check_mode:
-            api.request("PATCH", path, changes)
-            current = api.request("GET", path)
-        module.exit_json(changed=True, queue=current, diff={"before": before, "after": changes})
+            ensure_absent(module, api, current, path, params["name"])
+        body = dict(desired, name=params["name"])
+        ensure_present(
+            module,
+            api,
+            path,
+            current,
+            desired if current else body,
+            lambda: api.request("POST", pool_path + "/queues", body),
+            "queue",
+        )
     except PrefectAPIError as error:
         module.fail_json(msg=str(error))
 

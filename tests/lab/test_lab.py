@@ -11,7 +11,7 @@ import pytest
 
 from lab.inventory import write_lab_inventory
 from tests.conftest import ROOT, run
-from tests.lab.conftest import groups_of, recaps
+from tests.lab.conftest import recaps
 
 pytestmark = pytest.mark.lab
 
@@ -54,7 +54,7 @@ def test_hosts_are_reached_over_ssh(lab):
     script = 'echo "$(hostname) ${SSH_CONNECTION:+via-ssh}"'
     result = run(["ansible", "-i", lab.inventory, "all", "-m", "ansible.builtin.shell", "-a", script])
     assert result.returncode == 0, result.stdout + result.stderr
-    for host in groups_of(lab.inventory)["all"]:
+    for host in lab.groups["all"]:
         assert re.search(rf"^{re.escape(host)} via-ssh$", result.stdout, re.M), result.stdout
 
 
@@ -62,7 +62,7 @@ def test_second_lab_run_changes_nothing(lab):
     result = run(["make", "--no-print-directory", "lab", f"INVENTORY={lab.inventory}"], timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     totals = recaps(result.stdout)
-    hosts = set(groups_of(lab.inventory)["all"])
+    hosts = set(lab.groups["all"])
     assert hosts <= set(totals), f"no recap for {sorted(hosts - set(totals))}"
     changed = {host: c["changed"] for host, c in totals.items() if c["changed"]}
     assert not changed, f"a second run changed: {changed}"

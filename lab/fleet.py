@@ -1,0 +1,97 @@
+"""The lab fleet as the tests and benchmarks see it: its inventory, the fleet's variables as
+Ansible resolves them, and SSH and git access with the lab's generated key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.inventory import ROOT, resolve
+
+SSH_OPTIONS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+]
+
+# What Lab.of resolves: the fleet variables the tests and benchmarks need.
+FLEET_VARIABLES = [
+    "fleet_prefect_api_url",
+    "fleet_prefect_version",
+    "prefect_server_auth_string",
+    "lab_state_dir",
+    "fleet_flows_repo",
+    "fleet_environments",
+    "prefect_worker_sync_interval",
+]
+
+
+@dataclass(frozen=True)
+class Lab:
+    inventory: str
+    groups: dict
+    server: dict  # fleet variables, as Ansible resolves them on the controller
+    addresses: dict  # host -> ansible_host
+
+    @property
+    def key(self) -> str:
+        return f"{self.server['lab_state_dir']}/id_ed25519"
+
+    def ssh(self, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command as root on a lab host, over SSH as Ansible does."""
+        result = subprocess.run(
+            ["ssh", "-i", self.key, *SSH_OPTIONS, f"root@{self.addresses[host]}", command],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if check:
+            assert result.returncode == 0, f"{host}: {command}\n{result.stdout}{result.stderr}"
+        return result
+
+    def git_env(self) -> dict[str, str]:
+        return {**os.environ, "GIT_SSH_COMMAND": " ".join(["ssh", "-i", self.key, *SSH_OPTIONS])}
+
+    @property
+    def api_url(self) -> str:
+        return self.server["fleet_prefect_api_url"]
+
+    def get(self, path: str, auth: bool = True) -> tuple[int, bytes]:
+        """GET a path of the server (relative to the UI's root) from the controller."""
+        request = urllib.request.Request(self.api_url.removesuffix("/api") + path)
+        if auth and self.server["prefect_server_auth_string"]:
+            token = b64encode(self.server["prefect_server_auth_string"].encode()).decode()
+            request.add_header("Authorization", "Basic " + token)
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    @classmethod
+    def of(cls, inventory: str) -> Lab:
+        listing = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-inventory"), "-i", inventory, "--list"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        data = json.loads(listing.stdout)
+        hostvars = data.pop("_meta")["hostvars"]
+        groups = {name: group.get("hosts", []) for name, group in data.items()}
+        addresses = {host: v["ansible_host"] for host, v in hostvars.items()}
+        return cls(inventory=inventory, groups=groups, server=resolve(inventory, FLEET_VARIABLES), addresses=addresses)
