@@ -26,16 +26,6 @@ from lab.flowruns import Api, start, wait
 
 INVENTORY = "inventories/lab"
 HOST = "atd-data02"
-SSH = [
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-    "-o",
-    "BatchMode=yes",
-]
 DROP_IN = "/run/systemd/system/prefect-worker@staging.service.d/prefect-defaults.conf"
 
 
