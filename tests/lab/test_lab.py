@@ -94,8 +94,11 @@ def test_another_inventory_gives_another_lab(lab, tmp_path):
         )
         assert sorted(names.stdout.split()) == [
             "prefect-fleet-lab-alt-alt-data05",
+            "prefect-fleet-lab-alt-alt-git-01",
             "prefect-fleet-lab-alt-alt-prefect-01",
         ]
+        # Every example flow ran, on the one worker host of this fleet.
+        assert re.search(r"^fleet-report-production-atd-data02 .* alt-data05 .* COMPLETED\s*$", result.stdout, re.M)
         with urllib.request.urlopen("http://172.30.78.10:4200/api/health", timeout=20) as response:
             assert json.loads(response.read()) is True
     finally:
