@@ -25,6 +25,7 @@ NETWORK = "prefect-fleet-bench"
 GROUPS = {
     "prefect_server": {"bench-prefect-01": {"ansible_host": "172.30.79.10"}},
     "prefect_workers": {"bench-data01": {"ansible_host": "172.30.79.11", "fleet_labels": ["bench-data01"]}},
+    "lab_git_remote": {"bench-git-01": {"ansible_host": "172.30.79.20"}},
 }
 # Connection reuse off: no master connection, so every task opens its own SSH session.
 REUSE_OFF = {"ANSIBLE_PIPELINING": "False", "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPersist=no"}
@@ -55,6 +56,7 @@ def main() -> None:
         ansible_playbook(inventory, "lab/down.yml")
         try:
             ansible_playbook(inventory, "lab/up.yml", "-e", f"lab_image={image}")
+            ansible_playbook(inventory, "lab/git-remote.yml")
             fresh = ansible_playbook(inventory, "site.yml")
             on, off = [], []
             for _ in range(rounds):
