@@ -9,10 +9,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote
 from ansible.module_utils.urls import open_url
+
+# Statuses Prefect's client retries too; RETRIES attempts more, backing off from 0.5 s to 8 s.
+TRANSIENT = (429, 502, 503)
+RETRIES = 5
 
 API_ARGUMENT_SPEC = {
     "api_url": {"type": "str", "required": True},
@@ -45,6 +50,18 @@ class PrefectAPI:
             self.headers["Authorization"] = "Basic " + token
 
     def request(self, method, path, body=None):
+        """Call the API; retry what the server marks as transient, as Prefect's own client does
+        (a busy SQLite answers 503 "database is locked", and its transaction was rolled back)."""
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._request_once(method, path, body)
+            except PrefectAPIError as error:
+                if error.status not in TRANSIENT or attempt == RETRIES:
+                    raise
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def _request_once(self, method, path, body):
         url = self.base + path
         data = json.dumps(body) if body is not None else None
         try:

@@ -3,11 +3,13 @@ the controller's loopback: create, no-op, update, check mode, diff, auth and cle
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -287,3 +289,46 @@ def test_deployment_errors_are_clear(api, tmp_path, args, message):
     rc, result = module(tmp_path, "prefect_deployment", {k: v for k, v in {**base, **args}.items() if v is not None})
     assert rc != 0
     assert message in result["msg"]
+
+
+def test_transient_503_is_retried(tmp_path):
+    """A busy SQLite makes Prefect answer 503 (seen on the lab when three hosts create queues at
+    once); the modules retry it like Prefect's own client. The server here is a fake boundary that
+    answers 503 twice, then creates the queue."""
+    calls: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _send(self, status: int, body: dict | None) -> None:
+            payload = json.dumps(body).encode() if body is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self):
+            calls.append(f"GET {self.path}")
+            self._send(200, {"name": "busy"}) if self.path == "/api/work_pools/busy" else self._send(
+                404, {"detail": "no"}
+            )
+
+        def do_POST(self):
+            calls.append(f"POST {self.path}")
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if calls.count(f"POST {self.path}") <= 2:
+                self._send(503, {"exception_message": "Service Unavailable"})
+            else:
+                self._send(201, {"name": "atd-data02"})
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api"
+        expect(tmp_path, "prefect_work_queue", {"api_url": url, "pool": "busy", "name": "atd-data02"}, True)
+    finally:
+        server.shutdown()
+    assert calls.count("POST /api/work_pools/busy/queues") == 3
