@@ -4,9 +4,10 @@
   python -m benchmarks.workers propagation [PUSHES] push -> every production checkout at the new commit
 
 latency: the staging worker on atd-data02 is restarted with Prefect's default polling
-(PREFECT_WORKER_QUERY_SECONDS=10, PREFECT_WORKER_PREFETCH_SECONDS=10, through a runtime drop-in
-that is removed afterwards), the production worker keeps the role's settings; runs are submitted
-to both alternately, one pair at a time. Times come from the server's own state timestamps:
+(PREFECT_WORKER_QUERY_SECONDS=10, PREFECT_WORKER_PREFETCH_SECONDS=10, from a runtime drop-in that
+adds an environment file, removed afterwards; the script checks the worker's environment), the
+production worker keeps the role's settings; runs are submitted to both alternately, a pair at a
+time. Times come from the server's own state timestamps:
 submit (Scheduled) -> pickup (Pending, set by the worker) -> Running (set by the flow-run process).
 Numbers, not verdicts: nothing here fails on a timing.
 """
@@ -27,6 +28,7 @@ from lab.flowruns import Api, start, wait
 INVENTORY = "inventories/lab"
 HOST = "atd-data02"
 DROP_IN = "/run/systemd/system/prefect-worker@staging.service.d/prefect-defaults.conf"
+DEFAULTS_ENV = "/run/prefect-worker-defaults.env"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -50,12 +52,15 @@ def state_times(api: Api, run_id: str) -> dict[str, datetime]:
 def latency(runs: int) -> None:
     lab = Lab.of(INVENTORY)
     api = Api(lab.api_url, lab.server["prefect_server_auth_string"])
+    # A later EnvironmentFile= overrides an earlier one (Environment= would not override a file).
     lab.ssh(
         HOST,
-        f"mkdir -p {Path(DROP_IN).parent} && printf '[Service]\\nEnvironment=PREFECT_WORKER_QUERY_SECONDS=10\\n"
-        f"Environment=PREFECT_WORKER_PREFETCH_SECONDS=10\\n' > {DROP_IN} && systemctl daemon-reload "
-        "&& systemctl restart prefect-worker@staging.service",
+        f"printf 'PREFECT_WORKER_QUERY_SECONDS=10\\nPREFECT_WORKER_PREFETCH_SECONDS=10\\n' > {DEFAULTS_ENV} "
+        f"&& mkdir -p {Path(DROP_IN).parent} && printf '[Service]\\nEnvironmentFile={DEFAULTS_ENV}\\n' > {DROP_IN} "
+        "&& systemctl daemon-reload && systemctl restart prefect-worker@staging.service",
     )
+    shown = lab.ssh(HOST, "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value prefect-worker@staging)/environ")
+    assert "PREFECT_WORKER_QUERY_SECONDS=10" in shown.stdout, "the staging worker did not take Prefect's defaults"
     sides = {
         "fleet settings (poll 1 s, prefetch 1 s)": ("fleet-report-production-atd-data02", "production"),
         "Prefect defaults (poll 10 s, prefetch 10 s)": ("fleet-report-staging-atd-data02", "staging"),
@@ -72,7 +77,10 @@ def latency(runs: int) -> None:
                 results[side]["spawn"].append((t["RUNNING"] - t["PENDING"]).total_seconds())
                 results[side]["total"].append((t["RUNNING"] - t["SCHEDULED"]).total_seconds())
     finally:
-        lab.ssh(HOST, f"rm -f {DROP_IN} && systemctl daemon-reload && systemctl restart prefect-worker@staging.service")
+        lab.ssh(
+            HOST,
+            f"rm -f {DROP_IN} {DEFAULTS_ENV} && systemctl daemon-reload && systemctl restart prefect-worker@staging.service",
+        )
     print(f"submit -> Running on {HOST}, {runs} runs per side, interleaved (server timestamps)")
     for side, values in results.items():
         print(f"  {side}")
@@ -99,7 +107,8 @@ def propagation(pushes: int) -> None:
         git = ["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@prefect-fleet.invalid"]
         for i in range(pushes):
             (repo / "flows" / "BENCH.md").write_text(f"push {i} at {time.time()}\n")
-            subprocess.run([*git, "commit", "-q", "-am", f"bench {i}"], check=True)
+            subprocess.run([*git, "add", "-A"], check=True)
+            subprocess.run([*git, "commit", "-q", "-m", f"bench {i}"], check=True)
             subprocess.run([*git, "push", "-q", "origin", "production"], env=env, check=True)
             commit = subprocess.run(
                 [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
@@ -110,10 +119,14 @@ def propagation(pushes: int) -> None:
                 pending = {
                     h
                     for h in pending
-                    if lab.ssh(h, "git -c safe.directory='*' -C /opt/prefect/production/current rev-parse HEAD")
+                    if lab.ssh(
+                        h, "git -c safe.directory='*' -C /opt/prefect/production/current rev-parse HEAD"
+                    ).stdout.strip()
                     != commit
                 }
                 time.sleep(0.2)
+            if pending:
+                sys.exit(f"push {i} ({commit[:12]}) did not reach {sorted(pending)} within {interval + 60} s")
             elapsed.append(time.monotonic() - pushed)
     print(f"push -> all {len(workers)} production checkouts at the new commit, sync interval {interval} s")
     print(f"  {summary(elapsed)}   max {max(elapsed):.2f} s (bound: interval + 10 s = {interval + 10} s)")
