@@ -65,7 +65,7 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff
 	$(BIN)/ruff format --check .
 
 .PHONY: unit
-unit: venv ## Unit tests (no containers)
+unit: venv wheelhouse ## Unit tests (no containers)
 	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit
 
 .PHONY: molecule

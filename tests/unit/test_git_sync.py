@@ -1,0 +1,135 @@
+"""prefect-fleet-git-sync, run for real on the controller against a local git remote: atomic
+updates, stray local changes, a requirements change rebuilding the venv, an unreachable remote.
+Its venvs install from the wheelhouse that `make wheelhouse` builds (no index)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+SCRIPT = ROOT / "roles/prefect_worker/files/prefect-fleet-git-sync"
+VERSION = yaml.safe_load((ROOT / "group_vars/all/fleet.yml").read_text())["fleet_prefect_version"]
+WHEELHOUSE = ROOT / ".cache/wheelhouse" / f"prefect-{VERSION}.tar"
+GIT = ["git", "-c", "user.name=tests", "-c", "user.email=tests@prefect-fleet.invalid"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    if not WHEELHOUSE.exists():
+        pytest.fail(f"{WHEELHOUSE} is missing: run `make wheelhouse` first")
+    root = tmp_path_factory.mktemp("sync")
+    wheels = root / "wheels"
+    with tarfile.open(WHEELHOUSE) as archive:
+        archive.extractall(wheels, filter="data")
+    remote, seed = root / "flows.git", root / "seed"
+    subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(remote)], check=True)
+    subprocess.run(["git", "clone", "-q", str(remote), str(seed)], check=True, capture_output=True)
+    (seed / "flows").mkdir()
+    (seed / "flows/requirements.txt").write_text("# nothing beyond Prefect\n")
+    subprocess.run([*GIT, "-C", str(seed), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(seed), "commit", "-q", "-m", "seed"], check=True)
+    subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "HEAD:production"], check=True)
+    env = {
+        **os.environ,
+        "FLEET_REPO": f"file://{remote}",
+        "FLEET_BRANCH": "production",
+        "FLEET_ENV_DIR": str(root / "production"),
+        "FLEET_PREFECT_VERSION": VERSION,
+        "PIP_CONSTRAINT": str(ROOT / "constraints" / f"prefect-{VERSION}.txt"),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheels),
+    }
+    return {"root": root, "remote": remote, "seed": seed, "env": env, "dir": root / "production"}
+
+
+def sync(world, **overrides) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), "production"],
+        env={**world["env"], **overrides},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def head(path: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def push(world, message: str, requirements: str | None = None) -> str:
+    seed = world["seed"]
+    if requirements is not None:
+        (seed / "flows/requirements.txt").write_text(requirements)
+    else:
+        (seed / "flows/CHANGE.md").write_text(message)
+    subprocess.run([*GIT, "-C", str(seed), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(seed), "commit", "-q", "-m", message], check=True)
+    subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "HEAD:production"], check=True)
+    return head(seed)
+
+
+def test_first_sync_checks_out_the_branch_head_and_builds_the_venv(world):
+    result = sync(world)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"updated none -> {head(world['seed'])}")
+    assert "venv " in result.stdout
+    current = world["dir"] / "current"
+    assert current.is_symlink()
+    assert head(current) == head(world["seed"])
+    assert (world["dir"] / "venv/bin/prefect").exists()
+    assert not (world["dir"] / ".restart-worker").exists()
+
+
+def test_second_sync_changes_nothing(world):
+    before = os.readlink(world["dir"] / "current")
+    result = sync(world)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"unchanged {head(world['seed'])}"
+    assert os.readlink(world["dir"] / "current") == before
+
+
+def test_a_stray_local_change_gets_a_fresh_tree(world):
+    current = world["dir"] / "current"
+    old_tree = Path(os.readlink(current))
+    (current / "flows/requirements.txt").write_text("edited by hand on the host\n")
+    result = sync(world)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("updated ")
+    assert Path(os.readlink(current)) != old_tree
+    assert (current / "flows/requirements.txt").read_text() == "# nothing beyond Prefect\n"
+    assert "venv " not in result.stdout, "the committed requirements did not change: the venv stays"
+
+
+def test_a_new_commit_is_swapped_in(world):
+    commit = push(world, "a change")
+    result = sync(world)
+    assert result.returncode == 0, result.stderr
+    assert head(world["dir"] / "current") == commit
+
+
+def test_a_requirements_change_builds_a_new_venv_and_asks_for_a_restart(world):
+    old_venv = os.readlink(world["dir"] / "venv")
+    push(world, "new requirement", requirements="# nothing beyond Prefect\n# and now a comment\n")
+    result = sync(world)
+    assert result.returncode == 0, result.stderr
+    assert "venv " in result.stdout
+    assert os.readlink(world["dir"] / "venv") != old_venv
+    assert (world["dir"] / "venv/bin/prefect").exists()
+    assert (world["dir"] / ".restart-worker").exists()
+
+
+def test_an_unreachable_remote_keeps_the_checkout_and_fails(world):
+    before = os.readlink(world["dir"] / "current")
+    result = sync(world, FLEET_REPO="file:///nonexistent/flows.git")
+    assert result.returncode != 0
+    assert "failed; keeping the current checkout" in result.stderr
+    assert os.readlink(world["dir"] / "current") == before
