@@ -87,6 +87,7 @@ from ansible.module_utils.prefect_api import (
     PrefectAPIError,
     ensure_absent,
     ensure_present,
+    given_fields,
     path_segment,
 )
 
@@ -110,13 +111,9 @@ def with_job_variables(template, job_variables):
 def desired_state(module, current):
     """The managed fields as they should be: the given options over what exists."""
     params = module.params
-    desired = {}
-    if params["description"] is not None:
-        desired["description"] = params["description"]
-    if params["concurrency_limit"] is not None:
-        desired["concurrency_limit"] = params["concurrency_limit"] or None
-    if params["paused"] is not None:
-        desired["is_paused"] = params["paused"]
+    desired = given_fields(
+        params, {"description": "description", "concurrency_limit": "concurrency_limit", "paused": "is_paused"}
+    )
     template = params["base_job_template"]
     if template is None and params["job_variables"]:
         template = (current or {}).get("base_job_template")

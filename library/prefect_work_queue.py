@@ -67,6 +67,7 @@ from ansible.module_utils.prefect_api import (
     PrefectAPIError,
     ensure_absent,
     ensure_present,
+    given_fields,
     path_segment,
 )
 
@@ -96,15 +97,15 @@ def main():
                 )
             )
 
-    desired = {}
-    if params["description"] is not None:
-        desired["description"] = params["description"]
-    if params["concurrency_limit"] is not None:
-        desired["concurrency_limit"] = params["concurrency_limit"] or None
-    if params["priority"] is not None:
-        desired["priority"] = params["priority"]
-    if params["paused"] is not None:
-        desired["is_paused"] = params["paused"]
+    desired = given_fields(
+        params,
+        {
+            "description": "description",
+            "concurrency_limit": "concurrency_limit",
+            "priority": "priority",
+            "paused": "is_paused",
+        },
+    )
 
     try:
         if api.get_or_none(pool_path) is None:

@@ -131,3 +131,14 @@ def ensure_absent(module, api, current, delete_path, name):
     if not module.check_mode:
         api.request("DELETE", delete_path)
     module.exit_json(changed=True, diff={"before": {"name": name}, "after": {}})
+
+
+def given_fields(params, fields):
+    """API fields for the options that are set, as {option: api_field}; a concurrency limit of 0
+    means no limit, which the API spells null."""
+    result = {}
+    for option, field in fields.items():
+        if params.get(option) is not None:
+            value = params[option]
+            result[field] = (value or None) if option == "concurrency_limit" else value
+    return result
