@@ -22,8 +22,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from lab.fleet import Lab
-from lab.flowruns import Api, start, wait
+from lab.fleet import Api, Lab
+from lab.flowruns import start, wait
 
 INVENTORY = "inventories/lab"
 HOST = "atd-data02"
@@ -51,7 +51,7 @@ def state_times(api: Api, run_id: str) -> dict[str, datetime]:
 
 def latency(runs: int) -> None:
     lab = Lab.of(INVENTORY)
-    api = Api(lab.api_url, lab.server["prefect_server_auth_string"])
+    api = lab.api
     # A later EnvironmentFile= overrides an earlier one (Environment= would not override a file).
     lab.ssh(
         HOST,

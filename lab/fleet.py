@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -25,6 +26,36 @@ SSH_OPTIONS = [
     "-o",
     "BatchMode=yes",
 ]
+
+
+@dataclass
+class Api:
+    """A small client for the Prefect API, from the controller."""
+
+    url: str
+    auth: str = ""
+
+    def call(self, method: str, path: str, body: dict | None = None):
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"},
+        )
+        if self.auth:
+            request.add_header("Authorization", "Basic " + b64encode(self.auth.encode()).decode())
+        # Like Prefect's own client, retry what the server marks as transient (a busy SQLite answers 503).
+        for attempt in range(6):
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    text = response.read()
+                return json.loads(text) if text else None
+            except urllib.error.HTTPError as error:
+                if error.code not in (429, 502, 503) or attempt == 5:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
 
 # What Lab.of resolves: the fleet variables the tests and benchmarks need.
 FLEET_VARIABLES = [
@@ -68,6 +99,10 @@ class Lab:
     @property
     def api_url(self) -> str:
         return self.server["fleet_prefect_api_url"]
+
+    @property
+    def api(self) -> Api:
+        return Api(self.api_url, self.server["prefect_server_auth_string"])
 
     def get(self, path: str, auth: bool = True) -> tuple[int, bytes]:
         """GET a path of the server (relative to the UI's root) from the controller."""

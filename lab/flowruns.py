@@ -11,48 +11,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
-from base64 import b64encode
 from dataclasses import dataclass
 
 import yaml
 
-from lab.inventory import ROOT, resolve
+from lab.fleet import Api, Lab
+from lab.inventory import ROOT
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-@dataclass
-class Api:
-    url: str
-    auth: str = ""
-
-    def call(self, method: str, path: str, body: dict | None = None):
-        request = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Content-Type": "application/json"},
-        )
-        if self.auth:
-            request.add_header("Authorization", "Basic " + b64encode(self.auth.encode()).decode())
-        # Like Prefect's own client, retry what the server marks as transient (a busy SQLite answers 503).
-        for attempt in range(6):
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    text = response.read()
-                return json.loads(text) if text else None
-            except urllib.error.HTTPError as error:
-                if error.code not in (429, 502, 503) or attempt == 5:
-                    raise
-                time.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
-
-    @classmethod
-    def of(cls, inventory: str) -> Api:
-        found = resolve(inventory, ["fleet_prefect_api_url", "prefect_server_auth_string"])
-        return cls(found["fleet_prefect_api_url"], found["prefect_server_auth_string"])
 
 
 @dataclass
@@ -65,10 +31,9 @@ class Run:
     report: dict | None = None
 
 
-def targets(inventory: str) -> list[tuple[dict, str, str]]:
+def targets(environments: dict) -> list[tuple[dict, str, str]]:
     """(deployment spec, environment, label) for every deployment the deploy playbook registers."""
     spec = yaml.safe_load((ROOT / "flows" / "deployments.yml").read_text())["deployments"]
-    environments = resolve(inventory, ["fleet_environments"])["fleet_environments"]
     return [(d, env, label) for d in spec for env in environments for label in d["labels"]]
 
 
@@ -106,11 +71,11 @@ def report_of(api: Api, run_id: str) -> dict | None:
 
 
 def main(argv: list[str]) -> int:
-    inventory = argv[0] if argv else "inventories/lab"
-    api = Api.of(inventory)
+    lab = Lab.of(argv[0] if argv else "inventories/lab")
+    api = lab.api
     runs = [
         start(api, d["flow"], f"{d['name']}-{env}-{label}", env, label, d.get("parameters"))
-        for d, env, label in targets(inventory)
+        for d, env, label in targets(lab.server["fleet_environments"])
     ]
     wait(api, runs)
     rows = [("deployment", "environment", "label", "host", "commit", "state")]

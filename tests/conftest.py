@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 # The venv pytest runs from (make passes VENV; CI keeps it outside the clone).
 VENV_BIN = Path(sys.executable).parent
@@ -26,8 +24,3 @@ def ansible_env() -> dict[str, str]:
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=False, **kwargs)
-
-
-@pytest.fixture(scope="session")
-def root() -> Path:
-    return ROOT

@@ -12,14 +12,15 @@ from collections import Counter
 
 import pytest
 
-from lab.flowruns import Api, start, wait
+from lab.fleet import Api
+from lab.flowruns import start, wait
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
 def api(lab) -> Api:
-    return Api(lab.api_url, lab.server["prefect_server_auth_string"])
+    return lab.api
 
 
 def remote_heads(lab) -> dict[str, str]:
