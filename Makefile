@@ -10,6 +10,8 @@ BIN := $(abspath $(VENV))/bin
 INVENTORY ?= inventories/lab
 PREFECT_VERSION := $(shell sed -n 's/^fleet_prefect_version: "\(.*\)"/\1/p' group_vars/all/fleet.yml)
 ANSIBLE_ENV := ANSIBLE_FORCE_COLOR=$(if $(CI),0,1) PATH="$(BIN):$$PATH"
+# The fleet's own collection of modules.
+COLLECTION := collections/ansible_collections/prefect_fleet/prefect
 # Each role's molecule scenarios, as role/scenario.
 MOLECULE_SCENARIOS ?= $(patsubst roles/%/molecule.yml,%,$(subst /molecule/,/,$(wildcard roles/*/molecule/*/molecule.yml)))
 
@@ -58,15 +60,25 @@ lab-down: venv ## Remove the lab fleet
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/down.yml
 
 .PHONY: lint
-lint: venv ## ansible-lint (production profile), yamllint, ruff
+lint: venv sanity ## ansible-lint (production profile), yamllint, ruff, ansible-test sanity
 	$(BIN)/yamllint --strict .
 	$(ANSIBLE_ENV) $(BIN)/ansible-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+.PHONY: sanity
+sanity: venv ## ansible-test sanity on the prefect_fleet.prefect collection
+	@# ansible-test bootstraps pip in its virtualenvs from a download; tools/ansible-test-get-pip.py
+	@# does it with ensurepip where that host is out of reach (docs/facts.md).
+	@pip=$$($(PY) -c "import ansible_test, pathlib, re; print(re.search(r\"pip='([0-9.]+)'\", (pathlib.Path(ansible_test.__file__).parent / '_internal/python_requirements.py').read_text())[1])"); \
+	cache=$$HOME/.ansible/test/cache/get_pip_$${pip//./_}.py; \
+	[ -f $$cache ] || install -D -m 0644 tools/ansible-test-get-pip.py $$cache
+	cd $(COLLECTION) && PATH="$(BIN):$$PATH" $(BIN)/ansible-test sanity --local --color no \
+	  --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
 .PHONY: unit
-unit: venv wheelhouse ## Unit tests (no containers)
-	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit
+unit: venv wheelhouse ## Unit tests (no containers), the collection's among them
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit $(COLLECTION)/tests/unit
 
 .PHONY: molecule
 molecule: venv image wheelhouse ## Every molecule scenario of every role

@@ -1,15 +1,14 @@
-"""The prefect_work_pool and prefect_work_queue modules against a real Prefect server started on
-the controller's loopback: create, no-op, update, check mode, diff, auth and clear errors."""
+"""The prefect_fleet.prefect modules run by ansible-playbook against a real Prefect server started
+on the controller's loopback: create, no-op, update, check mode, diff, auth and clear errors as the
+real API answers them (the collection's own unit tests fake the API for the rest)."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -96,8 +95,7 @@ def module(tmp_path: Path, name: str, args: dict, *flags: str) -> tuple[int, dic
     (tmp_path / "args.json").write_text(json.dumps(args))
     env = {
         **ansible_env(),
-        "ANSIBLE_LIBRARY": str(ROOT / "library"),
-        "ANSIBLE_MODULE_UTILS": str(ROOT / "module_utils"),
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
     }
     proc = subprocess.run(
         [
@@ -153,18 +151,18 @@ def test_pool_created_then_unchanged(api, process_template, tmp_path):
         "base_job_template": process_template,
         "job_variables": {"working_dir": "/opt/prefect/production", "stream_output": False},
     }
-    expect(tmp_path, "prefect_work_pool", args, True)
+    expect(tmp_path, "prefect_fleet.prefect.work_pool", args, True)
     pool = get(api, "/work_pools/production")
     assert pool["type"] == "process"
     props = pool["base_job_template"]["variables"]["properties"]
     assert props["working_dir"]["default"] == "/opt/prefect/production"
     assert props["stream_output"]["default"] is False
-    expect(tmp_path, "prefect_work_pool", args, False)
+    expect(tmp_path, "prefect_fleet.prefect.work_pool", args, False)
 
 
 def test_pool_check_mode_and_diff_change_nothing(api, process_template, tmp_path):
     args = {"api_url": api, "auth_string": AUTH, "name": "staging", "base_job_template": process_template}
-    result = expect(tmp_path, "prefect_work_pool", args, True, "--check", "--diff")
+    result = expect(tmp_path, "prefect_fleet.prefect.work_pool", args, True, "--check", "--diff")
     assert result["diff"]["after"]["name"] == "staging"
     with pytest.raises(urllib.error.HTTPError) as missing:
         get(api, "/work_pools/staging")
@@ -173,9 +171,9 @@ def test_pool_check_mode_and_diff_change_nothing(api, process_template, tmp_path
 
 def test_pool_update_reports_the_difference(api, process_template, tmp_path):
     base = {"api_url": api, "auth_string": AUTH, "name": "updates", "base_job_template": process_template}
-    expect(tmp_path, "prefect_work_pool", base, True)
+    expect(tmp_path, "prefect_fleet.prefect.work_pool", base, True)
     update = {**base, "concurrency_limit": 4, "description": "four"}
-    result = expect(tmp_path, "prefect_work_pool", update, True, "--diff")
+    result = expect(tmp_path, "prefect_fleet.prefect.work_pool", update, True, "--diff")
     assert result["diff"]["before"] == {"description": None, "concurrency_limit": None}
     assert result["diff"]["after"] == {"description": "four", "concurrency_limit": 4}
     assert get(api, "/work_pools/updates")["concurrency_limit"] == 4
@@ -183,9 +181,9 @@ def test_pool_update_reports_the_difference(api, process_template, tmp_path):
 
 def test_pool_absent(api, process_template, tmp_path):
     base = {"api_url": api, "auth_string": AUTH, "name": "gone", "base_job_template": process_template}
-    expect(tmp_path, "prefect_work_pool", base, True)
-    expect(tmp_path, "prefect_work_pool", {**base, "state": "absent"}, True)
-    expect(tmp_path, "prefect_work_pool", {**base, "state": "absent"}, False)
+    expect(tmp_path, "prefect_fleet.prefect.work_pool", base, True)
+    expect(tmp_path, "prefect_fleet.prefect.work_pool", {**base, "state": "absent"}, True)
+    expect(tmp_path, "prefect_fleet.prefect.work_pool", {**base, "state": "absent"}, False)
 
 
 @pytest.mark.parametrize(
@@ -205,34 +203,34 @@ def test_pool_absent(api, process_template, tmp_path):
 )
 def test_pool_errors_are_clear(api, process_template, tmp_path, args, message):
     base = {"api_url": api, "auth_string": AUTH, "name": "production", "base_job_template": process_template}
-    rc, result = module(tmp_path, "prefect_work_pool", {**base, **args})
+    rc, result = module(tmp_path, "prefect_fleet.prefect.work_pool", {**base, **args})
     assert rc != 0
     assert message in result["msg"]
 
 
 def test_queue_lifecycle(api, process_template, tmp_path):
     pool = {"api_url": api, "auth_string": AUTH, "name": "queues", "base_job_template": process_template}
-    expect(tmp_path, "prefect_work_pool", pool, True)
+    expect(tmp_path, "prefect_fleet.prefect.work_pool", pool, True)
     args = {"api_url": api, "auth_string": AUTH, "pool": "queues", "name": "atd-data02"}
-    expect(tmp_path, "prefect_work_queue", args, True, "--check")
-    expect(tmp_path, "prefect_work_queue", args, True)
+    expect(tmp_path, "prefect_fleet.prefect.work_queue", args, True, "--check")
+    expect(tmp_path, "prefect_fleet.prefect.work_queue", args, True)
     assert get(api, "/work_pools/queues/queues/atd-data02")["name"] == "atd-data02"
-    expect(tmp_path, "prefect_work_queue", args, False)
-    result = expect(tmp_path, "prefect_work_queue", {**args, "concurrency_limit": 2}, True, "--diff")
+    expect(tmp_path, "prefect_fleet.prefect.work_queue", args, False)
+    result = expect(tmp_path, "prefect_fleet.prefect.work_queue", {**args, "concurrency_limit": 2}, True, "--diff")
     assert result["diff"] == {"before": {"concurrency_limit": None}, "after": {"concurrency_limit": 2}}
-    expect(tmp_path, "prefect_work_queue", {**args, "state": "absent"}, True)
+    expect(tmp_path, "prefect_fleet.prefect.work_queue", {**args, "state": "absent"}, True)
 
 
 def test_queue_in_a_missing_pool_is_a_clear_error(api, tmp_path):
     args = {"api_url": api, "auth_string": AUTH, "pool": "no-such-pool", "name": "atd-data02"}
-    rc, result = module(tmp_path, "prefect_work_queue", args)
+    rc, result = module(tmp_path, "prefect_fleet.prefect.work_queue", args)
     assert rc != 0
     assert "work pool no-such-pool does not exist" in result["msg"]
 
 
 def test_deployment_lifecycle(api, process_template, tmp_path):
     pool = {"api_url": api, "auth_string": AUTH, "name": "deploys", "base_job_template": process_template}
-    expect(tmp_path, "prefect_work_pool", pool, True)
+    expect(tmp_path, "prefect_fleet.prefect.work_pool", pool, True)
     args = {
         "api_url": api,
         "auth_string": AUTH,
@@ -245,26 +243,35 @@ def test_deployment_lifecycle(api, process_template, tmp_path):
         "parameters": {"note": "one"},
         "cron": "*/30 * * * *",
     }
-    expect(tmp_path, "prefect_deployment", args, True, "--check")
+    expect(tmp_path, "prefect_fleet.prefect.deployment", args, True, "--check")
     with pytest.raises(urllib.error.HTTPError):
         get(api, "/deployments/name/fleet-report/fleet-report-deploys-atd-data02")
-    expect(tmp_path, "prefect_deployment", args, True)
+    expect(tmp_path, "prefect_fleet.prefect.deployment", args, True)
     deployment = get(api, "/deployments/name/fleet-report/fleet-report-deploys-atd-data02")
     assert (deployment["work_pool_name"], deployment["work_queue_name"]) == ("deploys", "atd-data02")
     assert deployment["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/deploys/current/flows"}}
     ]
     assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["*/30 * * * *"]
-    expect(tmp_path, "prefect_deployment", args, False)
+    expect(tmp_path, "prefect_fleet.prefect.deployment", args, False)
 
-    result = expect(tmp_path, "prefect_deployment", {**args, "parameters": {"note": "two"}}, True, "--diff")
+    result = expect(
+        tmp_path, "prefect_fleet.prefect.deployment", {**args, "parameters": {"note": "two"}}, True, "--diff"
+    )
     assert result["diff"] == {"before": {"parameters": {"note": "one"}}, "after": {"parameters": {"note": "two"}}}
     assert get(api, f"/deployments/{deployment['id']}")["parameters"] == {"note": "two"}
-    expect(tmp_path, "prefect_deployment", {**args, "parameters": {"note": "two"}, "cron": "0 * * * *"}, True)
+    expect(
+        tmp_path, "prefect_fleet.prefect.deployment", {**args, "parameters": {"note": "two"}, "cron": "0 * * * *"}, True
+    )
     schedules = get(api, f"/deployments/{deployment['id']}")["schedules"]
     assert [s["schedule"]["cron"] for s in schedules] == ["0 * * * *"]
-    expect(tmp_path, "prefect_deployment", {**args, "parameters": {"note": "two"}, "cron": "0 * * * *"}, False)
-    expect(tmp_path, "prefect_deployment", {**args, "state": "absent"}, True)
+    expect(
+        tmp_path,
+        "prefect_fleet.prefect.deployment",
+        {**args, "parameters": {"note": "two"}, "cron": "0 * * * *"},
+        False,
+    )
+    expect(tmp_path, "prefect_fleet.prefect.deployment", {**args, "state": "absent"}, True)
 
 
 @pytest.mark.parametrize(
@@ -286,49 +293,8 @@ def test_deployment_errors_are_clear(api, tmp_path, args, message):
         "work_queue": "atd-data02",
         "entrypoint": "fleet_report/report.py:fleet_report",
     }
-    rc, result = module(tmp_path, "prefect_deployment", {k: v for k, v in {**base, **args}.items() if v is not None})
+    rc, result = module(
+        tmp_path, "prefect_fleet.prefect.deployment", {k: v for k, v in {**base, **args}.items() if v is not None}
+    )
     assert rc != 0
     assert message in result["msg"]
-
-
-def test_transient_503_is_retried(tmp_path):
-    """A busy SQLite makes Prefect answer 503 (seen on the lab when three hosts create queues at
-    once); the modules retry it like Prefect's own client. The server here is a fake boundary that
-    answers 503 twice, then creates the queue."""
-    calls: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _send(self, status: int, body: dict | None) -> None:
-            payload = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_GET(self):
-            calls.append(f"GET {self.path}")
-            self._send(200, {"name": "busy"}) if self.path == "/api/work_pools/busy" else self._send(
-                404, {"detail": "no"}
-            )
-
-        def do_POST(self):
-            calls.append(f"POST {self.path}")
-            self.rfile.read(int(self.headers["Content-Length"]))
-            if calls.count(f"POST {self.path}") <= 2:
-                self._send(503, {"exception_message": "Service Unavailable"})
-            else:
-                self._send(201, {"name": "atd-data02"})
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/api"
-        expect(tmp_path, "prefect_work_queue", {"api_url": url, "pool": "busy", "name": "atd-data02"}, True)
-    finally:
-        server.shutdown()
-    assert calls.count("POST /api/work_pools/busy/queues") == 3

@@ -1,11 +1,13 @@
 #!/usr/bin/python
+# Copyright: prefect-fleet maintainers
+# SPDX-License-Identifier: Apache-2.0
 """Ansible module: manage a work queue of a Prefect 3 work pool through the REST API."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: prefect_work_queue
+module: work_queue
 short_description: Manage a work queue of a Prefect 3 work pool
 description:
   - Creates, updates or deletes a work queue inside a work pool through Prefect's REST API,
@@ -39,14 +41,14 @@ options:
     description: Whether the queue is paused.
     type: bool
 extends_documentation_fragment:
-  - prefect_api
+  - prefect_fleet.prefect.api
 author:
-  - prefect-fleet maintainers
+  - prefect-fleet maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: A queue per host label in the production pool
-  prefect_work_queue:
+  prefect_fleet.prefect.work_queue:
     api_url: "{{ fleet_prefect_api_url }}"
     auth_string: "{{ prefect_server_auth_string }}"
     pool: production
@@ -61,7 +63,8 @@ queue:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prefect_api import (
+
+from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
     API_ARGUMENT_SPEC,
     PrefectAPI,
     PrefectAPIError,
@@ -112,7 +115,9 @@ def main():
             if params["state"] == "absent":
                 module.exit_json(changed=False)
             module.fail_json(
-                msg="work pool {} does not exist: create it first (prefect_work_pool)".format(params["pool"])
+                msg="work pool {} does not exist: create it first (prefect_fleet.prefect.work_pool)".format(
+                    params["pool"]
+                )
             )
         current = api.get_or_none(path)
         if params["state"] == "absent":

@@ -1,11 +1,13 @@
 #!/usr/bin/python
+# Copyright: prefect-fleet maintainers
+# SPDX-License-Identifier: Apache-2.0
 """Ansible module: register a Prefect 3 deployment through the REST API."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: prefect_deployment
+module: deployment
 short_description: Register a Prefect 3 deployment
 description:
   - Creates or updates a deployment of a flow through Prefect's REST API, idempotently, or deletes it.
@@ -64,14 +66,14 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - prefect_api
+  - prefect_fleet.prefect.api
 author:
-  - prefect-fleet maintainers
+  - prefect-fleet maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: The fleet report in production, on hosts labelled atd-data02
-  prefect_deployment:
+  prefect_fleet.prefect.deployment:
     api_url: "{{ fleet_prefect_api_url }}"
     auth_string: "{{ prefect_server_auth_string }}"
     flow: fleet-report
@@ -92,7 +94,8 @@ deployment:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prefect_api import (
+
+from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
     API_ARGUMENT_SPEC,
     PrefectAPI,
     PrefectAPIError,

@@ -1,11 +1,13 @@
 #!/usr/bin/python
+# Copyright: prefect-fleet maintainers
+# SPDX-License-Identifier: Apache-2.0
 """Ansible module: manage a Prefect 3 work pool through the REST API."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: prefect_work_pool
+module: work_pool
 short_description: Manage a Prefect 3 work pool
 description:
   - Creates, updates or deletes a work pool through Prefect's REST API, idempotently.
@@ -43,18 +45,18 @@ options:
   job_variables:
     description:
       - Defaults for the job variables of the template, for example
-        C({working_dir: /opt/prefect/production, stream_output: false}). Each key must be a
+        C(working_dir=/opt/prefect/production) and C(stream_output=false). Each key must be a
         variable of the template.
     type: dict
 extends_documentation_fragment:
-  - prefect_api
+  - prefect_fleet.prefect.api
 author:
-  - prefect-fleet maintainers
+  - prefect-fleet maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: One pool per environment, running flows in that environment's checkout
-  prefect_work_pool:
+  prefect_fleet.prefect.work_pool:
     api_url: "{{ fleet_prefect_api_url }}"
     auth_string: "{{ prefect_server_auth_string }}"
     name: production
@@ -62,10 +64,9 @@ EXAMPLES = r"""
     job_variables:
       working_dir: /opt/prefect/production
       stream_output: false
-  no_log: false
 
 - name: Remove an environment
-  prefect_work_pool:
+  prefect_fleet.prefect.work_pool:
     api_url: "{{ fleet_prefect_api_url }}"
     name: old-env
     state: absent
@@ -81,7 +82,8 @@ pool:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prefect_api import (
+
+from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
     API_ARGUMENT_SPEC,
     PrefectAPI,
     PrefectAPIError,

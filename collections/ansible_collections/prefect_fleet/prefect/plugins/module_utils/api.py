@@ -1,4 +1,4 @@
-"""A small client for Prefect 3's REST API, shared by the prefect_* modules.
+"""A small client for Prefect 3's REST API, shared by the modules of prefect_fleet.prefect.
 
 It uses Ansible's own URL helper (proxies, CA bundles and timeouts as every Ansible module), and
 returns decoded JSON or raises PrefectAPIError with the status and Prefect's own message.
@@ -10,9 +10,9 @@ import base64
 import contextlib
 import json
 import time
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import quote
 from ansible.module_utils.urls import open_url
 
 # Statuses Prefect's client retries too; RETRIES attempts more, backing off from 0.5 s to 8 s.

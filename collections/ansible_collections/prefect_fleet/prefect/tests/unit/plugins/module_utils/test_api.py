@@ -1,0 +1,62 @@
+"""The shared API client: auth header, retries of transient answers, clear errors."""
+
+from __future__ import annotations
+
+import base64
+from urllib.error import URLError
+
+from ansible_collections.prefect_fleet.prefect.plugins.modules import work_queue
+
+ARGS = {"pool": "production", "name": "atd-data02"}
+
+
+def test_basic_auth_is_sent_when_set(prefect, run_module):
+    prefect.route("GET", "/work_pools/production", (200, {"name": "production"}))
+    prefect.route("GET", "/work_pools/production/queues/atd-data02", (200, {"name": "atd-data02"}))
+    run_module(work_queue, {**ARGS, "auth_string": "fleet:s3cret"})
+    expected = "Basic " + base64.b64encode(b"fleet:s3cret").decode()
+    assert {h.get("Authorization") for h in prefect.headers} == {expected}
+
+
+def test_no_auth_header_without_an_auth_string(prefect, run_module):
+    prefect.route("GET", "/work_pools/production", (200, {"name": "production"}))
+    prefect.route("GET", "/work_pools/production/queues/atd-data02", (200, {"name": "atd-data02"}))
+    run_module(work_queue, ARGS)
+    assert all("Authorization" not in h for h in prefect.headers)
+
+
+def test_transient_answers_are_retried(prefect, run_module):
+    prefect.route(
+        "GET", "/work_pools/production", [(503, {"detail": "busy"}), (429, {}), (200, {"name": "production"})]
+    )
+    prefect.route("GET", "/work_pools/production/queues/atd-data02", (200, {"name": "atd-data02"}))
+    assert run_module(work_queue, ARGS)["failed"] is False
+    assert [c[1] for c in prefect.calls].count("/work_pools/production") == 3
+
+
+def test_retries_end_with_the_servers_message(prefect, run_module):
+    prefect.route("GET", "/work_pools/production", (503, {"detail": "database is locked"}))
+    result = run_module(work_queue, ARGS)
+    assert result["failed"] is True
+    assert "answered 503: database is locked" in result["msg"]
+    assert len(prefect.calls) == 6, "one call and five retries"
+
+
+def test_a_refused_auth_is_not_retried(prefect, run_module):
+    prefect.route("GET", "/work_pools/production", (401, {"detail": "Unauthorized"}))
+    result = run_module(work_queue, {**ARGS, "auth_string": "fleet:wrong"})
+    assert "answered 401: Unauthorized" in result["msg"]
+    assert len(prefect.calls) == 1
+    assert "wrong" not in result["msg"]
+
+
+def test_an_unreachable_api_is_named(monkeypatch, run_module):
+    from ansible_collections.prefect_fleet.prefect.plugins.module_utils import api
+
+    def refuse(*_args, **_kwargs):
+        raise URLError("Connection refused")
+
+    monkeypatch.setattr(api, "open_url", refuse)
+    result = run_module(work_queue, ARGS)
+    assert result["failed"] is True
+    assert "cannot reach the Prefect API at http://prefect.test:4200/api/work_pools/production" in result["msg"]
