@@ -2,7 +2,7 @@
 # Make sure a Docker engine answers: reuse one that runs, otherwise install Debian's docker.io if
 # needed and start dockerd. On these machines the engine must be started with lowered default
 # ulimits: raising a limit is not permitted here, and containers fail with
-# "setrlimit RLIMIT_NOFILE: Operation not permitted" without them (see ../shared/DESIGN.md).
+# "setrlimit RLIMIT_NOFILE: Operation not permitted" without them (docs/facts.md).
 set -euo pipefail
 log=${DOCKERD_LOG:-/var/log/prefect-fleet-dockerd.log}
 
