@@ -26,7 +26,22 @@ def scenario_host(group: str) -> testinfra.host.Host:
     return hosts[0]
 
 
-def assert_rejected_without_change(host, playbook: Path, extra_vars: dict, message: str) -> None:
+def other_messages(cases: dict[str, tuple[dict, str]], case: str) -> list[str]:
+    """The messages of the other cases of a bad-input table: rules that hold in `case`, which its
+    failure must not print. A bare variable name (what a type error of the argument spec is
+    checked by) and messages that are part of each other say nothing about which rule failed and
+    are left out."""
+    message = cases[case][1]
+    return sorted(
+        {m for c, (_, m) in cases.items() if c != case and " " in m and m not in message and message not in m}
+    )
+
+
+def assert_rejected_without_change(
+    host, playbook: Path, extra_vars: dict, message: str, not_printed: list[str] = ()
+) -> None:
+    """Apply `playbook` with `extra_vars`: it must fail, print `message`, print none of
+    `not_printed` (rules that hold), change nothing and leave every file of the host as it was."""
     before = host.check_output(SNAPSHOT)
     result = subprocess.run(
         ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook), "-e", json.dumps(extra_vars)],
@@ -37,7 +52,9 @@ def assert_rejected_without_change(host, playbook: Path, extra_vars: dict, messa
     )
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0, f"the role accepted invalid input {extra_vars}\n{result.stdout[-3000:]}"
-    assert message in output, f"expected {message!r} in the failure\n{result.stdout[-3000:]}"
+    assert message in output, f"expected {message!r} in the failure\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+    printed = [other for other in not_printed if other in output]
+    assert not printed, f"the failure also printed rules that hold: {printed}\n{result.stdout[-3000:]}"
     assert "changed=0" in output
     assert host.check_output(SNAPSHOT) == before, "a file on the host changed"
 

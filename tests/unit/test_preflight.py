@@ -34,10 +34,14 @@ def test_a_good_inventory_passes(tmp_path):
         (_inventory({"ATD_Prefect": {}}), "Host name 'ATD_Prefect' must be a lower-case DNS label"),
         (
             _inventory({"atd-prefect-01": {"fleet_prefect_database_backend": "postgresql"}}),
-            "needs exactly one host in group prefect_database; found 0",
+            "needs exactly one host in group prefect_database; found none",
+        ),
+        (
+            _inventory({"atd-prefect-01": {}}, prefect_database={"atd-db-01": {}, "atd-db-02": {}}),
+            "at most one host in group prefect_database; found 2: atd-db-01, atd-db-02",
         ),
     ],
-    ids=["no-server", "two-servers", "bad-host-name", "postgresql-without-database-host"],
+    ids=["no-server", "two-servers", "bad-host-name", "postgresql-without-database-host", "two-database-hosts"],
 )
 def test_a_bad_inventory_is_rejected(tmp_path, inventory, message):
     rc, out = _preflight(tmp_path, inventory)

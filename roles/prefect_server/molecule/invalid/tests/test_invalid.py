@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.molecule_checks import assert_rejected_without_change, scenario_host
+from tests.molecule_checks import assert_rejected_without_change, other_messages, scenario_host
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 
@@ -18,9 +18,21 @@ CASES = {
         {"prefect_server_database_backend": "mysql"},
         "prefect_server_database_backend must be one of: sqlite, postgresql",
     ),
-    "postgresql-without-credentials": (
-        {"prefect_server_database_backend": "postgresql"},
-        "needs prefect_server_database_host and prefect_server_database_password",
+    "postgresql-without-host": (
+        {"prefect_server_database_backend": "postgresql", "prefect_server_database_password": "x"},
+        "prefect_server_database_host must name the PostgreSQL host",
+    ),
+    "postgresql-without-password": (
+        {"prefect_server_database_backend": "postgresql", "prefect_server_database_host": "db"},
+        "prefect_server_database_password must be set when prefect_server_database_backend is postgresql",
+    ),
+    "empty-connection-pool": (
+        {"prefect_server_database_pool_size": 0},
+        "prefect_server_database_pool_size must be at least 1 and prefect_server_database_max_overflow at least 0",
+    ),
+    "database-port-out-of-range": (
+        {"prefect_server_database_port": 0},
+        "prefect_server_database_port must be between 1 and 65535",
     ),
     "version-without-constraints": (
         {"prefect_server_version": "3.9.9"},
@@ -36,7 +48,7 @@ CASES = {
     ),
     "extra-env-not-a-prefect-setting": (
         {"prefect_server_extra_env": {"LD_PRELOAD": "/tmp/x.so"}},
-        "every key of prefect_server_extra_env must look like PREFECT_SETTING_NAME",
+        "every key of prefect_server_extra_env must look like PREFECT_SETTING_NAME; these do not: LD_PRELOAD",
     ),
     "ui-api-url-not-a-url": (
         {"prefect_server_ui_api_url": "atd-prefect-01:4200"},
@@ -44,12 +56,15 @@ CASES = {
     ),
     "missing-wheelhouse-archive": (
         {"prefect_server_wheelhouse_archive": "/nonexistent/wheels.tar"},
-        "must be empty or name existing files on the controller",
+        "prefect_server_wheelhouse_archive must be empty or name an existing file on the controller",
     ),
-    "extra-env-not-a-dict": ({"prefect_server_extra_env": "PREFECT_X=1"}, "prefect_server_extra_env"),
+    "extra-env-not-a-dict": (
+        {"prefect_server_extra_env": "PREFECT_X=1"},
+        "prefect_server_extra_env must be a mapping of PREFECT_* settings to values, got 'PREFECT_X=1'",
+    ),
     "extra-index-not-a-url": (
         {"prefect_server_pip_extra_index_urls": ["mirror.internal/simple"]},
-        "prefect_server_pip_index_url and prefect_server_pip_extra_index_urls must be http(s) or file URLs",
+        "every entry of prefect_server_pip_extra_index_urls must be an http(s) or file URL",
     ),
 }
 
@@ -62,6 +77,6 @@ def host():
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_invalid_input_fails_before_any_change(host, case):
     extra_vars, message = CASES[case]
-    assert_rejected_without_change(host, CONVERGE, extra_vars, message)
+    assert_rejected_without_change(host, CONVERGE, extra_vars, message, other_messages(CASES, case))
     assert not host.user("prefect").exists
     assert not host.file("/etc/systemd/system/prefect-server.service").exists

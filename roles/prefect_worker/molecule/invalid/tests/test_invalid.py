@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.molecule_checks import assert_rejected_without_change, scenario_host
+from tests.molecule_checks import assert_rejected_without_change, other_messages, scenario_host
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 TWO_ENVS = {"production": {"branch": "production", "healthcheck_port": 8081}, "staging": {"branch": "main"}}
@@ -16,7 +16,11 @@ TWO_ENVS = {"production": {"branch": "production", "healthcheck_port": 8081}, "s
 CASES = {
     "shared-healthcheck-port": (
         {"prefect_worker_environments": {**TWO_ENVS, "staging": {"branch": "main", "healthcheck_port": 8081}}},
-        "Each environment needs its own healthcheck_port between 1 and 65535 on a host",
+        "each environment needs its own healthcheck_port on a host",
+    ),
+    "privileged-healthcheck-port": (
+        {"prefect_worker_environments": {**TWO_ENVS, "staging": {"branch": "main", "healthcheck_port": 80}}},
+        "each healthcheck_port must be between 1024 and 65535 (the workers run as the unprivileged prefect",
     ),
     "environment-not-a-pool-name": (
         {"prefect_worker_environments": {"Prod_Env": {"branch": "production", "healthcheck_port": 8081}}},
@@ -24,13 +28,18 @@ CASES = {
     ),
     "environment-without-branch": (
         {"prefect_worker_environments": {"production": {"healthcheck_port": 8081}}},
-        "must map at least one environment to {branch, healthcheck_port}",
+        "must map each environment to {branch, healthcheck_port}; without a branch: production",
     ),
+    "no-environments": ({"prefect_worker_environments": {}}, "must name at least one environment"),
     "branch-not-a-branch-name": (
         {"prefect_worker_environments": {"production": {"branch": "feature..x", "healthcheck_port": 8081}}},
         "prefect_worker_environments.production.branch 'feature..x' is not a valid branch name",
     ),
-    "label-not-a-queue-name": ({"prefect_worker_labels": ["ATD data02"]}, "each a valid queue name"),
+    "label-not-a-queue-name": ({"prefect_worker_labels": ["ATD data02"]}, "must be valid queue names"),
+    "label-listed-twice": (
+        {"prefect_worker_labels": ["gis", "molecule-a", "gis"]},
+        "lists a label more than once: gis",
+    ),
     "no-labels": ({"prefect_worker_labels": []}, "must name at least one label"),
     "missing-repository": (
         {"prefect_worker_flows_repo": ""},
@@ -40,7 +49,20 @@ CASES = {
         {"prefect_worker_api_url": "atd-prefect-01:4200"},
         "prefect_worker_api_url must be an http(s) URL",
     ),
-    "sync-interval-too-short": ({"prefect_worker_sync_interval": 2}, "prefect_worker_sync_interval at least 5 s"),
+    "sync-interval-too-short": ({"prefect_worker_sync_interval": 2}, "prefect_worker_sync_interval must be at least 5"),
+    "no-concurrency": ({"prefect_worker_concurrency_limit": 0}, "prefect_worker_concurrency_limit must be at least 1"),
+    "extra-env-not-a-variable-name": (
+        {"prefect_worker_extra_env": {"lower": "x"}},
+        "every key of prefect_worker_extra_env must be an upper-case environment variable name; these are not: lower",
+    ),
+    "extra-env-not-a-dict": (
+        {"prefect_worker_extra_env": "FOO=1"},
+        "prefect_worker_extra_env must be a mapping of environment variables to values, got 'FOO=1'",
+    ),
+    "malformed-auth-string": (
+        {"prefect_worker_api_auth_string": "no-colon"},
+        "prefect_worker_api_auth_string must be empty or 'user:password'",
+    ),
     "version-without-constraints": ({"prefect_worker_version": "3.0.99"}, "has no constraints file pinning"),
 }
 
@@ -66,7 +88,7 @@ def remote_with_main_only(tmp_path_factory) -> str:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_invalid_input_fails_before_any_change(host, case):
     extra_vars, message = CASES[case]
-    assert_rejected_without_change(host, CONVERGE, extra_vars, message)
+    assert_rejected_without_change(host, CONVERGE, extra_vars, message, other_messages(CASES, case))
     assert not host.user("prefect").exists
 
 
