@@ -100,6 +100,10 @@ test: lint unit molecule e2e ## The whole suite: lint, unit, molecule, end-to-en
 bench: venv image wheelhouse ## Converge timings: fresh, no-op, pipelining off vs on
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.converge
 
+.PHONY: bench-server
+bench-server: venv image wheelhouse ## Server capacity: polling workers held by SQLite vs PostgreSQL (fleets of its own)
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.server
+
 .PHONY: bench-workers
 bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs defaults, push propagation
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers latency 20

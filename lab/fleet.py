@@ -80,14 +80,18 @@ class Lab:
     def key(self) -> str:
         return f"{self.server['lab_state_dir']}/id_ed25519"
 
-    def ssh(self, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a command as root on a lab host, over SSH as Ansible does."""
+    def ssh(
+        self, host: str, command: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command as root on a lab host, over SSH as Ansible does; `input` goes to its stdin
+        (the way to hand it a secret without putting the secret on a command line)."""
         result = subprocess.run(
             ["ssh", "-i", self.key, *SSH_OPTIONS, f"root@{self.addresses[host]}", command],
+            input=input,
             capture_output=True,
             text=True,
             check=False,
-            timeout=120,
+            timeout=timeout,
         )
         if check:
             assert result.returncode == 0, f"{host}: {command}\n{result.stdout}{result.stderr}"

@@ -18,14 +18,27 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_lab_inventory(dest: Path, network: str, subnet: str, groups: dict[str, dict[str, dict]]) -> Path:
+def write_lab_inventory(
+    dest: Path,
+    network: str,
+    subnet: str,
+    groups: dict[str, dict[str, dict]],
+    environments: dict[str, dict] | None = None,
+    settings: dict | None = None,
+) -> Path:
     """Copy inventories/lab to `dest`, then give it `groups` ({group: {host: hostvars}}), `network`
-    and `subnet`. Keys, secrets and caches stay under this checkout (lab_root)."""
-    shutil.copytree(ROOT / "inventories" / "lab", dest)
+    and `subnet`, and optionally other `environments` (fleet_environments) and other lab
+    `settings`. Keys, secrets and caches stay under this checkout (lab_root). Writing over an
+    inventory written before keeps its directory (a second converge of the same lab)."""
+    shutil.copytree(ROOT / "inventories" / "lab", dest, dirs_exist_ok=True)
     settings_file = dest / "group_vars" / "all" / "lab.yml"
-    settings = yaml.safe_load(settings_file.read_text())
-    settings.update(lab_root=str(ROOT), lab_network=network, lab_subnet=subnet)
-    settings_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+    lab = yaml.safe_load((ROOT / "inventories" / "lab" / "group_vars" / "all" / "lab.yml").read_text())
+    lab.update(lab_root=str(ROOT), lab_network=network, lab_subnet=subnet, **(settings or {}))
+    settings_file.write_text(yaml.safe_dump(lab, sort_keys=False))
+    if environments is not None:
+        (dest / "group_vars" / "all" / "environments.yml").write_text(
+            yaml.safe_dump({"fleet_environments": environments}, sort_keys=False)
+        )
     children = {group: {"hosts": hosts} for group, hosts in groups.items()}
     (dest / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": children}}, sort_keys=False))
     return dest

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
+import threading
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from lab.fleet import Lab
+
+# A stall, not noise: an API that takes longer than this to say it is healthy is an outage.
+STALL_SECONDS = 5.0
 
 
 def recaps(output: str) -> dict[str, dict[str, int]]:
@@ -23,3 +31,62 @@ def recaps(output: str) -> dict[str, dict[str, int]]:
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     return Lab.of(os.environ.get("LAB_INVENTORY", "inventories/lab"))
+
+
+class HealthSampler(threading.Thread):
+    """Asks the lab's /api/health every second, from the controller, for as long as it runs."""
+
+    def __init__(self, url: str, interval: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = url, interval
+        self.latencies: list[float] = []
+        self.problems: list[str] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            stamp = time.strftime("%H:%M:%S")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2 * STALL_SECONDS) as response:
+                    response.read()
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError as error:  # refused, reset, timed out: the API was not there
+                self.problems.append(f"{stamp} no answer: {error}")
+                status = None
+            elapsed = time.monotonic() - started
+            if status is not None:
+                self.latencies.append(elapsed)
+                if status >= 500:
+                    self.problems.append(f"{stamp} answered {status}")
+                if elapsed > STALL_SECONDS:
+                    self.problems.append(f"{stamp} answered after {elapsed:.1f} s")
+            self.stopping.wait(max(0.0, self.interval - elapsed))
+
+    def summary(self) -> str:
+        values = sorted(self.latencies) or [0.0]
+        p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+        return (
+            f"/api/health sampled {len(self.latencies)} times during the e2e run: p50 {statistics.median(values) * 1000:.0f} ms,"
+            f" p95 {p95 * 1000:.0f} ms, max {values[-1] * 1000:.0f} ms; {len(self.problems)} problem(s)"
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def health_sampler(lab, request):
+    """Through the whole end-to-end run, the server's /api/health is asked every second; the run
+    fails on any 5xx, any refused or missing answer, and any answer slower than STALL_SECONDS."""
+    sampler = HealthSampler(lab.api_url + "/health")
+    sampler.start()
+    yield sampler
+    sampler.stopping.set()
+    sampler.join(timeout=30)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_line(sampler.summary())
+        for problem in sampler.problems[:20]:
+            reporter.write_line("  " + problem)
+    assert not sampler.problems, sampler.summary() + ": " + "; ".join(sampler.problems[:10])

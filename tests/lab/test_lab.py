@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 
 import pytest
 
-from lab.inventory import write_lab_inventory
 from tests.conftest import ROOT, run
 from tests.lab.conftest import recaps
 
@@ -48,6 +46,17 @@ def test_ui_loads(lab):
     assert json.loads(body)["api_url"] == lab.api_url
 
 
+def test_the_database_is_postgresql_on_its_own_host(lab):
+    server, database = lab.groups["prefect_server"][0], lab.groups["prefect_database"][0]
+    settings = lab.ssh(server, "cat /etc/prefect-server/server.env").stdout
+    assert 'PREFECT_SERVER_DATABASE_DRIVER="postgresql+asyncpg"' in settings
+    assert f'PREFECT_SERVER_DATABASE_HOST="{lab.addresses[database]}"' in settings
+    assert lab.ssh(server, "test -e /var/lib/prefect-server/prefect.db", check=False).returncode != 0
+    # The lab's flow runs (make lab ran some) are rows of the PostgreSQL database.
+    runs = lab.ssh(database, "runuser -u postgres -- psql -tAc 'select count(*) from flow_run' prefect").stdout
+    assert int(runs) > 0
+
+
 def test_hosts_are_reached_over_ssh(lab):
     # Each host answers with its own name, and its environment shows the session came in over SSH
     # (not `docker exec`), as on a production host.
@@ -70,39 +79,3 @@ def test_second_lab_run_changes_nothing(lab):
     # The expensive parts were reused, not rebuilt.
     assert "build-image: reusing " + (ROOT / ".cache" / "lab-image").read_text().strip() in result.stderr
     assert "build-wheelhouse: reusing" in result.stderr
-
-
-def test_another_inventory_gives_another_lab(lab, tmp_path):
-    """Hosts, network and subnet come from the inventory alone: a different one, a different fleet."""
-    del lab  # the main lab stays up beside this one
-    inventory = write_lab_inventory(
-        tmp_path / "alt",
-        network="prefect-fleet-lab-alt",
-        subnet="172.30.78.0/24",
-        groups={
-            "prefect_server": {"alt-prefect-01": {"ansible_host": "172.30.78.10"}},
-            # Carries the labels flows/deployments.yml targets, so that `make lab` deploys and runs them.
-            "prefect_workers": {"alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["atd-data02", "etl"]}},
-            "lab_git_remote": {"alt-git-01": {"ansible_host": "172.30.78.20"}},
-        },
-    )
-    try:
-        result = run(["make", "--no-print-directory", "lab", f"INVENTORY={inventory}"], timeout=1200)
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-        names = run(
-            ["docker", "ps", "--filter", "label=prefect-fleet-lab=prefect-fleet-lab-alt", "--format", "{{.Names}}"]
-        )
-        assert sorted(names.stdout.split()) == [
-            "prefect-fleet-lab-alt-alt-data05",
-            "prefect-fleet-lab-alt-alt-git-01",
-            "prefect-fleet-lab-alt-alt-prefect-01",
-        ]
-        # Every example flow ran, on the one worker host of this fleet.
-        assert re.search(r"^fleet-report-production-atd-data02 .* alt-data05 .* COMPLETED\s*$", result.stdout, re.M)
-        with urllib.request.urlopen("http://172.30.78.10:4200/api/health", timeout=20) as response:
-            assert json.loads(response.read()) is True
-    finally:
-        down = run(["make", "--no-print-directory", "lab-down", f"INVENTORY={inventory}"], timeout=600)
-    assert down.returncode == 0, down.stdout[-3000:]
-    left = run(["docker", "ps", "-a", "--filter", "label=prefect-fleet-lab=prefect-fleet-lab-alt", "-q"])
-    assert left.stdout.strip() == ""

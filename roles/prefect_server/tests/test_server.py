@@ -125,3 +125,23 @@ def test_flows_are_stored_in_the_configured_database(server, client):
             settings["PREFECT_SERVER_DATABASE_NAME"],
         )
     assert int(count) >= 1
+
+
+def test_no_secret_in_the_journal_or_a_command_line(server):
+    """The migration ran during the converge; neither it nor anything else put the auth password or
+    the database password in the journal (sudo logs command lines there) or on a command line.
+    The secrets are read into a private file on the host, never passed on a command line here."""
+    script = r"""
+umask 077; patterns=$(mktemp)
+sed -n -e 's/^PREFECT_SERVER_API_AUTH_STRING="[^:]*:\(.*\)"$/\1/p' \
+       -e 's/^PREFECT_SERVER_DATABASE_PASSWORD="\(.*\)"$/\1/p' /etc/prefect-server/server.env > "$patterns"
+secrets=$(wc -l < "$patterns")
+journal=$(journalctl --no-pager --output verbose | grep -cFf "$patterns")
+commands=$(for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < "$f" 2>/dev/null; echo; done | grep -cFf "$patterns")
+rm -f "$patterns"
+echo "$secrets $journal $commands"
+"""
+    secrets, journal, commands = (int(n) for n in server.run(script).stdout.split())
+    assert secrets >= 1, "the scenario has a secret to look for"
+    assert server.run("journalctl -u prefect-server-migrate.service --no-pager -o cat").stdout.strip()
+    assert (journal, commands) == (0, 0)

@@ -1,0 +1,150 @@
+"""End to end on a second lab from an inventory of its own: three environments (a third, `qa`, on
+branch `qa`), a label shared by two hosts, the database on the server's own host. It comes up with
+`make lab INVENTORY=...` and no code change, routes every run by environment and label, and a
+converge after dropping an environment and a label stops what they ran; the next changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+
+import pytest
+
+from lab.fleet import Lab
+from lab.flowruns import start, wait
+from lab.inventory import write_lab_inventory
+from tests.conftest import run
+from tests.lab.conftest import recaps
+
+pytestmark = pytest.mark.lab
+
+NETWORK = "prefect-fleet-lab-alt"
+ENVIRONMENTS = {
+    "production": {"branch": "production", "healthcheck_port": 8081},
+    "staging": {"branch": "main", "healthcheck_port": 8082},
+    "qa": {"branch": "qa", "healthcheck_port": 8083},
+}
+SERVER = {"alt-prefect-01": {"ansible_host": "172.30.78.10"}}
+# alt-data05 and alt-data06 share `etl`; both carry labels flows/deployments.yml targets.
+WORKERS = {
+    "alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["atd-data02", "etl"]},
+    "alt-data06": {"ansible_host": "172.30.78.16", "fleet_labels": ["etl", "gis"]},
+}
+
+
+def groups(workers: dict) -> dict:
+    return {
+        "prefect_server": SERVER,
+        # PostgreSQL on the server's own host: a smaller fleet, the same roles.
+        "prefect_database": SERVER,
+        "prefect_workers": workers,
+        "lab_git_remote": {"alt-git-01": {"ansible_host": "172.30.78.20"}},
+    }
+
+
+def write(path, environments: dict, workers: dict):
+    return write_lab_inventory(path, NETWORK, "172.30.78.0/24", groups(workers), environments=environments)
+
+
+@pytest.fixture(scope="module")
+def alt(lab, tmp_path_factory):
+    """The second lab, brought up by `make lab` beside the main one (which stays as it is)."""
+    del lab
+    inventory = write(tmp_path_factory.mktemp("alt") / "inventory", ENVIRONMENTS, WORKERS)
+    try:
+        up = run(["make", "--no-print-directory", "lab", f"INVENTORY={inventory}"], timeout=2400)
+        yield inventory, up
+    finally:
+        down = run(["make", "--no-print-directory", "lab-down", f"INVENTORY={inventory}"], timeout=600)
+        assert down.returncode == 0, down.stdout[-3000:]
+        left = run(["docker", "ps", "-a", "--filter", f"label=prefect-fleet-lab={NETWORK}", "-q"])
+        assert left.stdout.strip() == ""
+
+
+def heads(lab: Lab) -> dict[str, str]:
+    out = subprocess.run(
+        ["git", "ls-remote", "--heads", lab.server["fleet_flows_repo"]],
+        env=lab.git_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {ref.removeprefix("refs/heads/"): sha for sha, ref in (line.split() for line in out.splitlines())}
+
+
+def test_make_lab_brings_it_up_and_runs_every_flow_where_it_belongs(alt):
+    inventory, up = alt
+    assert up.returncode == 0, up.stdout[-5000:] + up.stderr[-2000:]
+    lab = Lab.of(str(inventory))
+    branches = heads(lab)
+    assert set(branches) == {"production", "main", "qa"}, "the lab's remote got one branch per environment"
+    assert len(set(branches.values())) == 3, "each environment's branch has a commit of its own"
+    carriers = {"atd-data02": {"alt-data05"}, "etl": {"alt-data05", "alt-data06"}}
+    rows = re.findall(
+        r"^(\S+-(production|staging|qa)-(\S+))\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", up.stdout, re.M
+    )
+    table = {(environment, label): row for (_, environment, label, *row) in rows}
+    expected = {(environment, label) for environment in ENVIRONMENTS for label in carriers}
+    assert set(table) == expected, up.stdout[-3000:]
+    for (environment, label), (env_column, label_column, host, commit, state) in table.items():
+        assert (env_column, label_column, state) == (environment, label, "COMPLETED")
+        assert host in carriers[label], f"{environment}/{label} ran on {host}"
+        assert branches[ENVIRONMENTS[environment]["branch"]].startswith(commit)
+
+
+def test_the_shared_label_spreads_each_environments_runs_over_its_two_hosts(alt):
+    lab = Lab.of(str(alt[0]))
+    api = lab.api
+    branches = heads(lab)
+    for environment in ("qa", "staging"):
+        runs = [start(api, "fleet-report", f"etl-report-{environment}-etl", environment, "etl") for _ in range(10)]
+        wait(api, runs, timeout=300)
+        assert [flow_run.state for flow_run in runs] == ["COMPLETED"] * 10
+        assert Counter(flow_run.report["host"] for flow_run in runs).keys() == {"alt-data05", "alt-data06"}
+        commit = branches[ENVIRONMENTS[environment]["branch"]]
+        for flow_run in runs:
+            assert (flow_run.report["environment"], flow_run.report["commit"]) == (environment, commit)
+            assert flow_run.report["cwd"].startswith(f"/opt/prefect/{environment}/trees/{commit}-")
+
+
+def worker_command_line(lab: Lab, host: str, environment: str) -> str:
+    pid = lab.ssh(host, f"systemctl show -p MainPID --value prefect-worker@{environment}.service").stdout.strip()
+    return lab.ssh(host, f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout
+
+
+def hosts_of_task(output: str, task: str) -> set[str]:
+    """The hosts that reported a result for the task whose name starts with `task`."""
+    section = output.split(f"TASK [prefect_worker : {task}", 1)[1].split("\nTASK [", 1)[0]
+    return set(re.findall(r"^(?:ok|changed|failed|skipping): \[([^\]]+)\]", section, re.M))
+
+
+def test_dropping_an_environment_and_a_label_converges_then_nothing_changes(alt):
+    inventory = alt[0]
+    lab = Lab.of(str(inventory))
+    assert "--work-queue gis" in worker_command_line(lab, "alt-data06", "production")
+    workers = {**WORKERS, "alt-data06": {**WORKERS["alt-data06"], "fleet_labels": ["etl"]}}
+    write(inventory, {k: v for k, v in ENVIRONMENTS.items() if k != "qa"}, workers)
+
+    second = run(["ansible-playbook", "-i", str(inventory), "site.yml"], timeout=1800)
+    assert second.returncode == 0, second.stdout[-5000:]
+    # The fleet-wide pools and queues came from one host, not from each.
+    assert len(hosts_of_task(second.stdout, "Create the queues of the play's hosts' labels")) == 1
+    for host in WORKERS:
+        for unit in ("prefect-worker@qa.service", "prefect-git-sync@qa.timer"):
+            assert lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() == "inactive", unit
+            assert lab.ssh(host, f"systemctl is-enabled {unit}", check=False).stdout.strip() == "disabled", unit
+        assert lab.ssh(host, "test -e /etc/prefect-worker/qa.env", check=False).returncode == 1
+        # The checkout stays (documented): runs may still use it, operators may inspect it.
+        assert lab.ssh(host, "test -L /opt/prefect/qa/current", check=False).returncode == 0
+        for environment in ("production", "staging"):
+            assert lab.ssh(host, f"systemctl is-active prefect-worker@{environment}.service").stdout.strip() == "active"
+    command = worker_command_line(lab, "alt-data06", "production")
+    assert "--work-queue etl" in command
+    assert "gis" not in command
+
+    third = run(["ansible-playbook", "-i", str(inventory), "site.yml"], timeout=1800)
+    assert third.returncode == 0, third.stdout[-5000:]
+    changed = {host: c["changed"] for host, c in recaps(third.stdout).items() if c["changed"]}
+    assert not changed, f"a third converge changed: {changed}\n{third.stdout[-4000:]}"
