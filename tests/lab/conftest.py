@@ -74,6 +74,9 @@ class HealthSampler(threading.Thread):
         )
 
 
+SUMMARY = pytest.StashKey[list]()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def health_sampler(lab, request):
     """Through the whole end-to-end run, the server's /api/health is asked every second; the run
@@ -83,10 +86,14 @@ def health_sampler(lab, request):
     yield sampler
     sampler.stopping.set()
     sampler.join(timeout=30)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(sampler.summary())
-        for problem in sampler.problems[:20]:
-            reporter.write_line("  " + problem)
+    request.config.stash[SUMMARY] = [sampler.summary(), *sampler.problems[:20]]
     assert not sampler.problems, sampler.summary() + ": " + "; ".join(sampler.problems[:10])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The sampler's figures, after the tests (a fixture's own output is captured)."""
+    lines = config.stash.get(SUMMARY, [])
+    if lines:
+        terminalreporter.write_sep("-", "API health during the run")
+        for line in lines:
+            terminalreporter.write_line(line)
