@@ -64,6 +64,27 @@ def test_secrets_file_is_private(server):
     assert "PREFECT_SERVER_DATABASE_MIGRATE_ON_START" in env.content_string
 
 
+def test_database_settings_match_the_backend(server):
+    settings = _settings(server)
+    pool = {key: settings.get(key) for key in settings if key.startswith("PREFECT_SERVER_DATABASE_SQLALCHEMY_")}
+    if settings["PREFECT_SERVER_DATABASE_DRIVER"] == "postgresql+asyncpg":
+        assert pool == {
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30",
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_TIMEOUT": "30",
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_RECYCLE": "3600",
+        }
+        assert (
+            settings["PREFECT_SERVER_DATABASE_TIMEOUT"],
+            settings["PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT"],
+        ) == (
+            "10",
+            "5",
+        )
+    else:
+        assert pool == {}, "the pool settings only apply to PostgreSQL"
+
+
 def test_api_answers_from_another_host(server, client):
     settings = _settings(server)
     base = f"http://{server.backend.get_hostname()}:{settings['PREFECT_SERVER_API_PORT']}/api"
