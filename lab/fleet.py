@@ -100,6 +100,17 @@ class Lab:
     def git_env(self) -> dict[str, str]:
         return {**os.environ, "GIT_SSH_COMMAND": " ".join(["ssh", "-i", self.key, *SSH_OPTIONS])}
 
+    def branch_heads(self) -> dict[str, str]:
+        """Branch -> commit, as the lab's flows repository has them now."""
+        out = subprocess.run(
+            ["git", "ls-remote", "--heads", self.server["fleet_flows_repo"]],
+            env=self.git_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return {ref.removeprefix("refs/heads/"): sha for sha, ref in (line.split() for line in out.splitlines())}
+
     @property
     def api_url(self) -> str:
         return self.server["fleet_prefect_api_url"]

@@ -7,7 +7,6 @@ converge after dropping an environment and a label stops what they ran; the next
 from __future__ import annotations
 
 import re
-import subprocess
 from collections import Counter
 
 import pytest
@@ -63,22 +62,11 @@ def alt(lab, tmp_path_factory):
         assert left.stdout.strip() == ""
 
 
-def heads(lab: Lab) -> dict[str, str]:
-    out = subprocess.run(
-        ["git", "ls-remote", "--heads", lab.server["fleet_flows_repo"]],
-        env=lab.git_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {ref.removeprefix("refs/heads/"): sha for sha, ref in (line.split() for line in out.splitlines())}
-
-
 def test_make_lab_brings_it_up_and_runs_every_flow_where_it_belongs(alt):
     inventory, up = alt
     assert up.returncode == 0, up.stdout[-5000:] + up.stderr[-2000:]
     lab = Lab.of(str(inventory))
-    branches = heads(lab)
+    branches = lab.branch_heads()
     assert set(branches) == {"production", "main", "qa"}, "the lab's remote got one branch per environment"
     assert len(set(branches.values())) == 3, "each environment's branch has a commit of its own"
     carriers = {"atd-data02": {"alt-data05"}, "etl": {"alt-data05", "alt-data06"}}
@@ -97,7 +85,7 @@ def test_make_lab_brings_it_up_and_runs_every_flow_where_it_belongs(alt):
 def test_the_shared_label_spreads_each_environments_runs_over_its_two_hosts(alt):
     lab = Lab.of(str(alt[0]))
     api = lab.api
-    branches = heads(lab)
+    branches = lab.branch_heads()
     for environment in ("qa", "staging"):
         runs = [start(api, "fleet-report", f"etl-report-{environment}-etl", environment, "etl") for _ in range(10)]
         wait(api, runs, timeout=300)

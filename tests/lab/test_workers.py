@@ -23,17 +23,6 @@ def api(lab) -> Api:
     return lab.api
 
 
-def remote_heads(lab) -> dict[str, str]:
-    out = subprocess.run(
-        ["git", "ls-remote", "--heads", lab.server["fleet_flows_repo"]],
-        env=lab.git_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {ref.removeprefix("refs/heads/"): sha for sha, ref in (line.split() for line in out.splitlines())}
-
-
 def checkout_head(lab, host: str, environment: str) -> str:
     return lab.ssh(
         host, f"git -c safe.directory='*' -C /opt/prefect/{environment}/current rev-parse HEAD"
@@ -83,7 +72,7 @@ def wait_for_checkouts(lab, environment: str, commit: str, timeout: float) -> fl
 
 
 def test_flows_run_in_their_environments_checkout_on_the_targeted_host(lab, api):
-    heads = remote_heads(lab)
+    heads = lab.branch_heads()
     assert heads["main"] != heads["production"], "the lab seeds main one commit ahead of production"
     runs = [
         start(api, "fleet-report", "fleet-report-production-atd-data02", "production", "atd-data02"),
@@ -152,7 +141,7 @@ def test_an_unreachable_remote_keeps_the_checkout_and_fails_visibly(lab, api, tm
 
 
 def test_a_force_push_is_followed(lab, tmp_path):
-    old = remote_heads(lab)["production"]
+    old = lab.branch_heads()["production"]
     commit = push(lab, tmp_path, "production", "History rewritten", force=True)
     assert commit != old
     wait_for_checkouts(lab, "production", commit, timeout=int(lab.server["prefect_worker_sync_interval"]) + 10)
