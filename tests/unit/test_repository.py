@@ -7,9 +7,10 @@ import subprocess
 
 from tests.conftest import ROOT
 
-# Paths that leave the repository: a sibling directory of the checkout, or the design notes that
-# live beside it for the developers and never ship.
-OUTSIDE = re.compile(r"\.\./shared/|\bshared/DESIGN\.md|\bDESIGN\.md\b")
+# The developers keep notes in a directory beside the checkout, which never ships: no file may send
+# a reader there, by a relative path or by one of its documents' names.
+NOTES_DIR = "shared"
+OUTSIDE = re.compile(rf"\.\./{NOTES_DIR}/|\b{NOTES_DIR}/[A-Z]+\.md\b|\b(DESIGN|STYLE)\.md\b")
 
 
 def tracked_files() -> list[str]:
