@@ -44,6 +44,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.stats import percentile
 from lab.inventory import ROOT, resolve, write_lab_inventory
 
 BIN = Path(sys.executable).parent
@@ -109,8 +110,7 @@ class Step:
 
 
 def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else float("nan")
+    return percentile(values, 0.95)
 
 
 def summary(values: list[float]) -> str:

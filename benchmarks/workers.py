@@ -22,6 +22,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from benchmarks.stats import percentile
 from lab.fleet import Api, Lab
 from lab.flowruns import start, wait
 
@@ -29,11 +30,6 @@ INVENTORY = "inventories/lab"
 HOST = "atd-data02"
 DROP_IN = "/run/systemd/system/prefect-worker@staging.service.d/prefect-defaults.conf"
 DEFAULTS_ENV = "/run/prefect-worker-defaults.env"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def summary(values: list[float]) -> str:

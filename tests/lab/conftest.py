@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+from benchmarks.stats import percentile
 from lab.fleet import Lab
 
 # A stall, not noise: an API that takes longer than this to say it is healthy is an outage.
@@ -66,11 +67,10 @@ class HealthSampler(threading.Thread):
             self.stopping.wait(max(0.0, self.interval - elapsed))
 
     def summary(self) -> str:
-        values = sorted(self.latencies) or [0.0]
-        p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+        values = self.latencies or [0.0]
         return (
             f"/api/health sampled {len(self.latencies)} times during the e2e run: p50 {statistics.median(values) * 1000:.0f} ms,"
-            f" p95 {p95 * 1000:.0f} ms, max {values[-1] * 1000:.0f} ms; {len(self.problems)} problem(s)"
+            f" p95 {percentile(values, 0.95) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms; {len(self.problems)} problem(s)"
         )
 
 
