@@ -109,6 +109,36 @@ def test_a_stray_local_change_gets_a_fresh_tree(world):
     assert "venv " not in result.stdout, "the committed requirements did not change: the venv stays"
 
 
+def test_untracked_files_such_as_pycache_do_not_make_a_new_tree(world):
+    current = world["dir"] / "current"
+    tree = os.readlink(current)
+    (current / "flows/__pycache__").mkdir()
+    (current / "flows/__pycache__/report.cpython-311.pyc").write_bytes(b"\0")
+    for _ in range(2):
+        result = sync(world)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("unchanged "), result.stdout
+    assert os.readlink(current) == tree
+
+
+def test_a_tree_a_process_still_works_in_outlives_newer_commits(world):
+    """A run in flight keeps its tree however many commits land meanwhile (only unused old trees go)."""
+    tree = Path(os.readlink(world["dir"] / "current"))
+    runner = subprocess.Popen(["sleep", "120"], cwd=tree / "flows")
+    try:
+        for n in range(4):
+            push(world, f"commit {n} while a run works in the old tree")
+            assert sync(world).returncode == 0
+        trees = sorted(p.name for p in (world["dir"] / "trees").iterdir())
+        assert tree.name in trees, trees
+        assert len(trees) == 4, f"the three newest plus the one in use, got {trees}"
+    finally:
+        runner.kill()
+        runner.wait()
+    assert sync(world).returncode == 0
+    assert not tree.exists(), "an old tree nobody uses any more is dropped"
+
+
 def test_a_new_commit_is_swapped_in(world):
     commit = push(world, "a change")
     result = sync(world)
