@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# Copyright: prefect-fleet maintainers
+# SPDX-License-Identifier: Apache-2.0
+"""Ansible module: read what a fleet's status needs from Prefect 3 work pools."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: work_pool_info
+short_description: Read workers, queues and flow runs of Prefect 3 work pools
+description:
+  - Reads, for each work pool named, its workers (status and last heartbeat), its queues (status,
+    paused, scheduled runs) and its flow runs in flight (Pending or Running, with the host each
+    runs on when its worker records it, and its pid); and the server's version.
+  - Changes nothing; runs in check mode too.
+options:
+  pools:
+    description: Work pools to read. A pool that does not exist is reported with C(exists=false).
+    type: list
+    elements: str
+    required: true
+  in_flight_limit:
+    description: Most runs in flight read per pool (the API pages at 200).
+    type: int
+    default: 200
+extends_documentation_fragment:
+  - prefect_fleet.prefect.api
+author:
+  - prefect-fleet maintainers (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Read the production pool
+  prefect_fleet.prefect.work_pool_info:
+    api_url: "{{ fleet_prefect_api_url }}"
+    pools: [production]
+  register: info
+
+- name: Wait until this host's production worker is ONLINE
+  prefect_fleet.prefect.work_pool_info:
+    api_url: "{{ fleet_prefect_api_url }}"
+    pools: [production]
+  register: info
+  until: >-
+    info.pools.production.workers | selectattr('name', 'equalto', inventory_hostname ~ '-production')
+    | selectattr('status', 'equalto', 'ONLINE') | list | length == 1
+  retries: 30
+  delay: 2
+"""
+
+RETURN = r"""
+version:
+  description: The server's Prefect version.
+  returned: always
+  type: str
+pools:
+  description:
+    - Per pool name, C(exists), C(paused), C(workers) (list of C(name), C(status),
+      C(last_heartbeat_time)), C(queues) (per queue name, C(status), C(paused), C(scheduled):
+      runs Scheduled or Late in it), and C(in_flight) (list of C(id), C(name), C(state), C(queue),
+      C(host), C(pid)).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
+    API_ARGUMENT_SPEC,
+    PrefectAPI,
+    PrefectAPIError,
+    path_segment,
+)
+
+IN_FLIGHT = ["PENDING", "RUNNING"]
+
+
+def host_and_pid(infrastructure_pid):
+    """Prefect 3.8's process worker records the bare pid; older ones "<hostname>:<pid>"; other
+    workers other things (then neither is known)."""
+    value = str(infrastructure_pid or "")
+    if value.isdigit():
+        return "", value
+    host, _, pid = value.rpartition(":")
+    return (host, pid) if host and pid.isdigit() else ("", "")
+
+
+def read_pool(api, name, limit):
+    pool_path = "/work_pools/" + path_segment(name)
+    pool = api.get_or_none(pool_path)
+    if pool is None:
+        return {"exists": False, "paused": False, "workers": [], "queues": {}, "in_flight": []}
+    workers = api.request("POST", pool_path + "/workers/filter", {"limit": 200})
+    queues = api.request("POST", pool_path + "/queues/filter", {"limit": 200})
+    by_pool = {"work_pools": {"name": {"any_": [name]}}}
+    result_queues = {}
+    for queue in queues:
+        scheduled = api.request(
+            "POST",
+            "/flow_runs/count",
+            dict(
+                by_pool,
+                flow_runs={"state": {"type": {"any_": ["SCHEDULED"]}}},
+                work_pool_queues={"name": {"any_": [queue["name"]]}},
+            ),
+        )
+        result_queues[queue["name"]] = {
+            "status": queue.get("status"),
+            "paused": queue.get("is_paused", False),
+            "scheduled": scheduled,
+        }
+    runs = api.request(
+        "POST",
+        "/flow_runs/filter",
+        dict(by_pool, flow_runs={"state": {"type": {"any_": IN_FLIGHT}}}, limit=limit, sort="START_TIME_ASC"),
+    )
+    in_flight = []
+    for run in runs:
+        host, pid = host_and_pid(run.get("infrastructure_pid"))
+        in_flight.append(
+            {
+                "id": run["id"],
+                "name": run.get("name"),
+                "state": (run.get("state") or {}).get("type"),
+                "queue": run.get("work_queue_name"),
+                "host": host,
+                "pid": pid,
+            }
+        )
+    return {
+        "exists": True,
+        "paused": pool.get("is_paused", False),
+        "workers": [
+            {
+                "name": worker["name"],
+                "status": worker.get("status"),
+                "last_heartbeat_time": worker.get("last_heartbeat_time"),
+            }
+            for worker in workers
+        ],
+        "queues": result_queues,
+        "in_flight": in_flight,
+    }
+
+
+def main():
+    argument_spec = dict(
+        API_ARGUMENT_SPEC,
+        pools={"type": "list", "elements": "str", "required": True},
+        in_flight_limit={"type": "int", "default": 200},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    if not 1 <= params["in_flight_limit"] <= 200:
+        module.fail_json(msg="in_flight_limit must be 1 to 200, got {}".format(params["in_flight_limit"]))
+    api = PrefectAPI(module)
+    try:
+        version = api.request("GET", "/admin/version")
+        pools = {name: read_pool(api, name, params["in_flight_limit"]) for name in params["pools"]}
+    except PrefectAPIError as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(changed=False, version=version, pools=pools)
+
+
+if __name__ == "__main__":
+    main()
