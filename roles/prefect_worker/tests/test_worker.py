@@ -66,6 +66,48 @@ def test_pool_and_queues_exist(worker, environment):
         assert _api(worker, f"/work_pools/{environment}/queues/{label}")["name"] == label
 
 
+def _api_post(host, path: str, body: dict) -> list:
+    auth = host.ansible.get_variables()["molecule_auth"]
+    script = (
+        "import base64, json, urllib.request; "
+        f"r = urllib.request.Request({API + path!r}, data={json.dumps(body).encode()!r}, method='POST', "
+        f"headers={{'Content-Type': 'application/json', "
+        f"'Authorization': 'Basic ' + base64.b64encode({auth!r}.encode()).decode()}}); "
+        "print(urllib.request.urlopen(r, timeout=20).read().decode())"
+    )
+    return json.loads(host.check_output(f"python3 -c {shlex.quote(script)}"))
+
+
+def test_the_zombie_and_retry_automations_exist(worker):
+    automations = {a["name"]: a for a in _api_post(worker, "/automations/filter", {})}
+    zombie = automations["fleet: crash zombie flow runs"]
+    assert zombie["enabled"] is True
+    assert zombie["trigger"]["posture"] == "Proactive"
+    assert zombie["trigger"]["within"] == 90
+    assert zombie["actions"][0]["state"] == "CRASHED"
+    never_started = automations["fleet: crash flow runs that never started"]
+    assert never_started["trigger"]["after"] == ["prefect.flow-run.Pending"]
+    assert never_started["trigger"]["within"] == 300
+    retry = automations["fleet: retry crashed flow runs"]
+    assert sorted(retry["trigger"]["match"]["prefect.run-count"]) == ["0", "1"]
+    assert retry["actions"][0]["state"] == "SCHEDULED"
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_a_stop_hands_the_runs_off_and_runs_send_heartbeats(worker, environment):
+    """The unit stops its worker process alone, with SIGKILL (no cancellation of its runs), and its
+    temporary files outlive a stop; flow runs send a heartbeat every 30 s."""
+    unit = f"prefect-worker@{environment}.service"
+    shown = worker.check_output(f"systemctl show -p KillMode -p KillSignal -p PrivateTmp -p Environment {unit}")
+    assert "KillMode=process" in shown
+    assert "KillSignal=9" in shown
+    assert "PrivateTmp=no" in shown
+    assert f"TMPDIR=/opt/prefect/{environment}/tmp" in shown
+    assert worker.file(f"/opt/prefect/{environment}/tmp").user == "prefect"
+    env = worker.file(f"/etc/prefect-worker/{environment}.env").content_string
+    assert 'PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30"' in env
+
+
 def test_sync_unit_follows_a_new_commit(worker):
     worker.run_expect(
         [0],

@@ -63,6 +63,27 @@ CASES = {
         {"prefect_worker_api_auth_string": "no-colon"},
         "prefect_worker_api_auth_string must be empty or 'user:password'",
     ),
+    "heartbeat-below-prefects-minimum": (
+        {"prefect_worker_flow_heartbeat_seconds": 10},
+        "prefect_worker_flow_heartbeat_seconds must be at least 30 (Prefect's minimum), got 10",
+    ),
+    "zombie-window-shorter-than-two-heartbeats": (
+        {"prefect_worker_zombie_after_seconds": 45},
+        "prefect_worker_zombie_after_seconds must be at least twice prefect_worker_flow_heartbeat_seconds (60), got 45",
+    ),
+    "pending-timeout-too-short": (
+        {"prefect_worker_pending_timeout_seconds": 10},
+        "prefect_worker_pending_timeout_seconds must be at least 60, got 10",
+    ),
+    "negative-crashed-run-retries": (
+        {"prefect_worker_crashed_run_retries": -1},
+        "prefect_worker_crashed_run_retries must be 0 to 10, got -1",
+    ),
+    "zero-drain-timeout": ({"prefect_worker_drain_timeout": 0}, "prefect_worker_drain_timeout must be at least 1"),
+    "tmp-age-not-an-age": (
+        {"prefect_worker_tmp_max_age": "ten days"},
+        "prefect_worker_tmp_max_age must be a systemd-tmpfiles age such as 10d or 12h, got 'ten days'",
+    ),
     "version-without-constraints": ({"prefect_worker_version": "3.0.99"}, "has no constraints file pinning"),
 }
 
