@@ -55,6 +55,14 @@ lab: venv image wheelhouse ## Bring up the lab fleet, converge site.yml, deploy 
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/report.yml
 	$(ANSIBLE_ENV) $(PY) -m lab.flowruns $(INVENTORY)
 
+.PHONY: status
+status: venv ## The fleet's state (units, health, ONLINE, checkouts, runs); non-zero when unhealthy
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
+
+.PHONY: rolling-restart
+rolling-restart: venv ## Restart the fleet host by host, losing no flow run (ARGS='--limit label_x -e drain=true')
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) playbooks/rolling_restart.yml $(ARGS)
+
 .PHONY: lab-down
 lab-down: venv ## Remove the lab fleet
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/down.yml
@@ -91,7 +99,11 @@ molecule: venv image wheelhouse ## Every molecule scenario of every role
 
 .PHONY: e2e
 e2e: lab ## End-to-end tests on the lab fleet (brings it up first)
-	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab
+	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m "not long"
+
+.PHONY: e2e-long
+e2e-long: lab ## The end-to-end tests too long for CI (restarts under a run every 2 s, a requirements push), about 20 min
+	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m long
 
 .PHONY: test
 test: lint unit molecule e2e ## The whole suite: lint, unit, molecule, end-to-end
@@ -108,3 +120,7 @@ bench-server: venv image wheelhouse ## Server capacity: polling workers held by 
 bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs defaults, push propagation
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers latency 20
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers propagation 10
+
+.PHONY: bench-restart
+bench-restart: venv ## On the lab (make lab first): rolling restart per host (drain, restart) and pickup during vs outside it
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.restart $(INVENTORY)
