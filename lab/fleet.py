@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.inventory import ROOT, resolve
@@ -33,7 +33,7 @@ class Api:
     """A small client for the Prefect API, from the controller."""
 
     url: str
-    auth: str = ""
+    auth: str = field(default="", repr=False)  # a secret: kept out of tracebacks and logs
 
     def call(self, method: str, path: str, body: dict | None = None):
         request = urllib.request.Request(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
@@ -42,7 +43,24 @@ class HealthSampler(threading.Thread):
         self.url, self.interval = url, interval
         self.latencies: list[float] = []
         self.problems: list[str] = []
+        self.planned: list[str] = []  # problems inside planned_outage(): reported, not failures
+        self.in_planned_outage = False
         self.stopping = threading.Event()
+
+    @contextlib.contextmanager
+    def planned_outage(self, why: str):
+        """A test that stops or restarts the server on purpose: what the sampler sees meanwhile
+        is reported under `why` and does not fail the run."""
+        self.in_planned_outage = True
+        before = len(self.planned)
+        try:
+            yield
+        finally:
+            self.in_planned_outage = False
+            self.planned.append(f"planned ({why}): {len(self.planned) - before} sample(s) without a healthy answer")
+
+    def problem(self, text: str) -> None:
+        (self.planned if self.in_planned_outage else self.problems).append(text)
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -55,15 +73,15 @@ class HealthSampler(threading.Thread):
             except urllib.error.HTTPError as error:
                 status = error.code
             except OSError as error:  # refused, reset, timed out: the API was not there
-                self.problems.append(f"{stamp} no answer: {error}")
+                self.problem(f"{stamp} no answer: {error}")
                 status = None
             elapsed = time.monotonic() - started
             if status is not None:
                 self.latencies.append(elapsed)
                 if status >= 500:
-                    self.problems.append(f"{stamp} answered {status}")
+                    self.problem(f"{stamp} answered {status}")
                 if elapsed > STALL_SECONDS:
-                    self.problems.append(f"{stamp} answered after {elapsed:.1f} s")
+                    self.problem(f"{stamp} answered after {elapsed:.1f} s")
             self.stopping.wait(max(0.0, self.interval - elapsed))
 
     def summary(self) -> str:
@@ -86,7 +104,11 @@ def health_sampler(lab, request):
     yield sampler
     sampler.stopping.set()
     sampler.join(timeout=30)
-    request.config.stash[SUMMARY] = [sampler.summary(), *sampler.problems[:20]]
+    request.config.stash[SUMMARY] = [
+        sampler.summary(),
+        *sampler.problems[:20],
+        *[line for line in sampler.planned if line.startswith("planned")],
+    ]
     assert not sampler.problems, sampler.summary() + ": " + "; ".join(sampler.problems[:10])
 
 

@@ -37,15 +37,21 @@ def carrying(lab, label: str) -> set[str]:
     return set(lab.groups.get("label_" + label.replace("-", "_"), []))
 
 
-def push(lab, tmp_path, branch: str, message: str, force: bool = False) -> str:
-    """Commit on top of (or, with force, beside) `branch` of the lab remote; return the new head."""
+def push(lab, tmp_path, branch: str, message: str, force: bool = False, files: dict[str, str] | None = None) -> str:
+    """Commit on top of (or, with force, beside) `branch` of the lab remote; return the new head.
+    `files` ({path: text}) are appended to; by default flows/PUSHED.md is written."""
     repo = tmp_path / f"clone-{branch}-{time.monotonic_ns()}"
     env = lab.git_env()
     git = ["git", "-c", "user.name=fleet-tests", "-c", "user.email=tests@prefect-fleet.invalid"]
     subprocess.run(
         ["git", "clone", "-q", "--branch", branch, lab.server["fleet_flows_repo"], str(repo)], env=env, check=True
     )
-    (repo / "flows" / "PUSHED.md").write_text(f"{message}\n")
+    if files is None:
+        # A nonce: the same message pushed twice (a test run again on one lab) is still a change.
+        (repo / "flows" / "PUSHED.md").write_text(f"{message}\n{time.time_ns()}\n")
+    for path, text in (files or {}).items():
+        with (repo / path).open("a") as handle:
+            handle.write(text)
     subprocess.run([*git, "-C", str(repo), "add", "-A"], check=True)
     if force:  # rewrite the branch head: the new commit does not descend from the old one
         subprocess.run([*git, "-C", str(repo), "commit", "-q", "--amend", "-m", message], check=True)

@@ -1,0 +1,375 @@
+"""End to end on the lab: restarts, upgrades and crashes lose no flow run; fleet status tells.
+
+Load: runs of a 30 s flow (etl-report-production-etl with `seconds`), one every 2 s, routed in
+turn to the queue `etl` (atd-data02 and atd-data03 share it) and to `atd-data04`, for the whole of
+each operation. Every run must end Completed in one attempt with no Crashed state in its history
+(the fleet's retry automation would otherwise hide a crash).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.fleet import Api
+from lab.inventory import ROOT, resolve
+from lab.load import Load, OnlineSampler, parse_time, unclean
+
+pytestmark = pytest.mark.lab
+
+BIN = Path(sys.executable).parent
+ENVIRONMENT = "production"
+ETL_HOSTS = ["atd-data02", "atd-data03"]
+QUEUES = ["etl", "atd-data04", "etl"]  # about five runs in flight per host
+# A run whose process died is marked Crashed by the zombie automation: heartbeats every 30 s,
+# none for 90 s, evaluated by the server's triggers service. Measured 81-84 s from kill -9 to
+# Crashed; this bound is what the README states.
+ZOMBIE_BOUND = 150
+
+
+@pytest.fixture(scope="module")
+def api(lab) -> Api:
+    return lab.api
+
+
+@pytest.fixture(scope="module")
+def deployment_id(api) -> str:
+    return api.call("GET", f"/deployments/name/fleet-report/etl-report-{ENVIRONMENT}-etl")["id"]
+
+
+def playbook(lab, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", lab.inventory, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0"},
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    return result
+
+
+def started_at(lab, hosts: list[str], environment: str = ENVIRONMENT) -> dict[str, int]:
+    """host -> when its worker unit last became active (monotonic µs, one clock for the lab)."""
+    return {
+        host: int(lab.ssh(host, f"systemctl show -P ActiveEnterTimestampMonotonic prefect-worker@{environment}").stdout)
+        for host in hosts
+    }
+
+
+def label_hosts(lab) -> dict[str, list[str]]:
+    return {
+        group.removeprefix("label_").replace("_", "-"): hosts
+        for group, hosts in lab.groups.items()
+        if group.startswith("label_")
+    }
+
+
+def assert_restarted_one_after_another(before: dict[str, int], after: dict[str, int]) -> None:
+    assert all(after[host] > before[host] for host in before), f"not every worker restarted: {before} -> {after}"
+    times = sorted(after.values())
+    # Serial: each host's worker came up after the previous host's was up and ONLINE (seconds).
+    gaps = [(b - a) / 1e6 for a, b in itertools.pairwise(times)]
+    assert all(gap >= 1.0 for gap in gaps), f"workers restarted together (gaps {gaps} s)"
+
+
+def in_flight(lab, host: str, environment: str = ENVIRONMENT) -> list[list[str]]:
+    out = lab.ssh(host, f"prefect-fleet-worker-runs {environment}").stdout
+    return [line.split() for line in out.splitlines()]
+
+
+def wait_for_in_flight(lab, host: str, count: int, timeout: float = 60) -> list[list[str]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = in_flight(lab, host)
+        if len(runs) >= count:
+            return runs
+        time.sleep(1)
+    raise AssertionError(f"{host}: fewer than {count} runs in flight after {timeout} s")
+
+
+def restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every: float, requirements: bool) -> None:
+    """Under one steady load: a rolling restart of every worker, a converge that changes every
+    worker's settings, (with `requirements`) a push that changes the flows' requirements, and a
+    server restart. Each step is checked for having happened; every run must end Completed once."""
+    from tests.lab.test_workers import push, wait_for_checkouts
+
+    hosts = lab.groups["prefect_workers"]
+    mark = json.dumps({"prefect_worker_extra_env": {"FLEET_TEST_MARK": str(time.time_ns())}})
+    steps: list[str] = []
+    try:
+        with (
+            OnlineSampler(api, ENVIRONMENT, label_hosts(lab)) as online,
+            Load(api, deployment_id, QUEUES, every=every) as load,
+        ):
+            time.sleep(10)  # runs in flight on every host before the first step
+
+            before = started_at(lab, hosts)
+            playbook(lab, "playbooks/rolling_restart.yml", "--limit", "prefect_workers")
+            assert_restarted_one_after_another(before, started_at(lab, hosts))
+            steps.append("rolling restart")
+
+            before = started_at(lab, hosts)
+            playbook(lab, "site.yml", "-e", mark)
+            assert_restarted_one_after_another(before, started_at(lab, hosts))
+            assert "FLEET_TEST_MARK" in lab.ssh("atd-data04", "cat /etc/prefect-worker/production.env").stdout
+            steps.append("converge with new settings")
+
+            if requirements:
+                venv = {h: lab.ssh(h, f"readlink /opt/prefect/{ENVIRONMENT}/venv").stdout.strip() for h in hosts}
+                before = started_at(lab, hosts)
+                commit = push(
+                    lab,
+                    tmp_path,
+                    ENVIRONMENT,
+                    "requirements change",
+                    files={"flows/requirements.txt": f"# rebuilt {time.time_ns()}\n"},
+                )
+                wait_for_checkouts(lab, ENVIRONMENT, commit, timeout=300)
+                deadline = time.monotonic() + 600
+                while any(started_at(lab, [h])[h] == before[h] for h in hosts):
+                    assert time.monotonic() < deadline, "a worker was not restarted onto its new venv"
+                    time.sleep(2)
+                after = {h: lab.ssh(h, f"readlink /opt/prefect/{ENVIRONMENT}/venv").stdout.strip() for h in hosts}
+                assert all(after[h] != venv[h] for h in hosts), f"venvs not swapped: {venv} -> {after}"
+                steps.append("push that changes the requirements")
+
+            server_before = lab.ssh(
+                "atd-prefect-01", "systemctl show -P ActiveEnterTimestampMonotonic prefect-server"
+            ).stdout
+            with health_sampler.planned_outage("server restart under load"):
+                playbook(lab, "playbooks/rolling_restart.yml", "--limit", "prefect_server")
+            assert (
+                lab.ssh("atd-prefect-01", "systemctl show -P ActiveEnterTimestampMonotonic prefect-server").stdout
+                != server_before
+            )
+            steps.append("server restart")
+            time.sleep(10)
+        outcomes = load.outcomes(timeout=600)
+    finally:
+        playbook(lab, "site.yml")  # back to the inventory's settings
+    assert "FLEET_TEST_MARK" not in lab.ssh("atd-data04", "cat /etc/prefect-worker/production.env").stdout
+    print(f"{len(outcomes)} runs over: {', '.join(steps)}; {load.submit_errors} submissions retried")
+    assert len(outcomes) >= 30
+    assert unclean(outcomes) == []
+    # ONLINE is read from the API: its samples stop while the server restarts (counted as gaps
+    # only when the API answered without a worker of the label).
+    assert online.samples > 30
+    assert [gap for gap in online.gaps if "API:" not in gap] == []
+    workers = api.call("POST", f"/work_pools/{ENVIRONMENT}/workers/filter", {"limit": 200})
+    assert {f"{h}-{ENVIRONMENT}" for h in hosts} <= {w["name"] for w in workers if w["status"] == "ONLINE"}
+
+
+def test_restarts_converges_and_a_server_restart_under_load_lose_no_run(
+    lab, api, deployment_id, health_sampler, tmp_path
+):
+    """In CI: one run every 4 s (about 8 in flight), which this 2-core lab sustains. The issue's
+    load, one every 2 s, and the requirements push run in `make e2e-long` (next test)."""
+    restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every=4.0, requirements=False)
+
+
+@pytest.mark.long
+def test_the_same_at_a_run_every_2_s_and_with_a_requirements_push(lab, api, deployment_id, health_sampler, tmp_path):
+    restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every=2.0, requirements=True)
+
+
+def test_limit_label_restarts_only_the_hosts_of_that_label(lab):
+    hosts = lab.groups["prefect_workers"]
+    before = started_at(lab, hosts)
+    server_before = lab.ssh("atd-prefect-01", "systemctl show -P ActiveEnterTimestampMonotonic prefect-server").stdout
+    playbook(lab, "playbooks/rolling_restart.yml", "--limit", "label_etl")
+    after = started_at(lab, hosts)
+    assert {h for h in hosts if after[h] != before[h]} == set(ETL_HOSTS)
+    assert lab.ssh("atd-prefect-01", "systemctl show -P ActiveEnterTimestampMonotonic prefect-server").stdout == (
+        server_before
+    )
+
+
+def wait_ready(lab, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if lab.get("/api/ready", auth=False)[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"/api/ready did not answer 200 within {timeout} s"
+        time.sleep(1)
+
+
+def submit(api, deployment_id: str, queue: str, seconds: float, state: dict | None = None) -> str:
+    body = {"parameters": {"seconds": seconds, "note": "operations test"}, "work_queue_name": queue}
+    if state:
+        body["state"] = state
+    return api.call("POST", f"/deployments/{deployment_id}/create_flow_run", body)["id"]
+
+
+def wait_running(api, run_ids: list[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while any(api.call("GET", f"/flow_runs/{r}")["state"]["type"] != "RUNNING" for r in run_ids):
+        assert time.monotonic() < deadline, "runs did not all reach Running"
+        time.sleep(0.5)
+
+
+def first_crash(api, run_id: str) -> float:
+    states = api.call("GET", f"/flow_run_states/?flow_run_id={run_id}")
+    crashed = [parse_time(s["timestamp"]) for s in states if s["name"] == "Crashed"]
+    assert crashed, f"{run_id[:8]} was never marked Crashed: {[s['name'] for s in states]}"
+    return min(crashed)
+
+
+def test_kill_9_of_a_worker_or_of_a_run_leaves_no_run_running(lab, api, deployment_id):
+    """kill -9 of the worker: back within 10 s, its runs finish Completed. kill -9 of a run under
+    its worker: Crashed at once (the worker sees its child die). kill -9 of a run that a restart
+    handed off: Crashed by the zombie automation within ZOMBIE_BOUND. A run that a worker claimed
+    and never started (simulated: created Pending): Crashed after the pending timeout. Crashed runs
+    are then scheduled again by the retry automation and end Completed."""
+    host = "atd-data04"
+    pending_timeout = int(
+        resolve(lab.inventory, ["prefect_worker_pending_timeout_seconds"])["prefect_worker_pending_timeout_seconds"]
+    )
+    never_started = submit(api, deployment_id, host, 5, state={"type": "PENDING", "name": "Pending"})
+    created_never_started = time.time()
+
+    survivors = [submit(api, deployment_id, host, 25) for _ in range(4)]
+    wait_running(api, survivors)  # all four started: none is between claim and start
+    main_pid = lab.ssh(host, f"systemctl show -P MainPID prefect-worker@{ENVIRONMENT}").stdout.strip()
+    killed = time.monotonic()
+    lab.ssh(host, f"kill -9 {main_pid}")
+    while True:
+        new_pid = lab.ssh(host, f"systemctl show -P MainPID prefect-worker@{ENVIRONMENT}").stdout.strip()
+        if new_pid not in ("0", main_pid):
+            break
+        assert time.monotonic() - killed < 10, "the worker unit was not back within 10 s"
+        time.sleep(0.2)
+
+    handed_off = submit(api, deployment_id, host, 20)
+    wait_running(api, [handed_off])
+    lab.ssh(host, f"systemctl restart prefect-worker@{ENVIRONMENT}")  # hands it off
+    time.sleep(2)
+    pids = {run_id: pid for _env, run_id, pid in in_flight(lab, host)}
+    lab.ssh(host, f"kill -9 {pids[handed_off]}")
+    killed_handed_off = time.time()
+
+    under_worker = submit(api, deployment_id, host, 20)
+    wait_running(api, [under_worker])
+    pids = {run_id: pid for _env, run_id, pid in in_flight(lab, host)}
+    lab.ssh(host, f"kill -9 {pids[under_worker]}")
+    killed_under_worker = time.time()
+
+    everything = Load(api, deployment_id, [host])
+    everything.ids = [(r, host) for r in [*survivors, handed_off, under_worker, never_started]]
+    outcomes = {o.id: o for o in everything.outcomes(timeout=max(ZOMBIE_BOUND, pending_timeout + 30) + 120)}
+    assert unclean([outcomes[r] for r in survivors]) == []
+    for run_id, dead_at, bound in (
+        (handed_off, killed_handed_off, ZOMBIE_BOUND),
+        (under_worker, killed_under_worker, ZOMBIE_BOUND),
+        (never_started, created_never_started, pending_timeout + 60),
+    ):
+        run = outcomes[run_id]
+        assert first_crash(api, run_id) - dead_at <= bound, f"{run_id[:8]}: {run.history}"
+        # ...and scheduled again by the fleet's automation, to Completed.
+        assert run.state == "Completed", run.history
+        assert run.run_count == (1 if run_id == never_started else 2), run.history
+
+
+def test_a_drain_waits_for_the_runs_in_flight_and_a_timeout_reports_them(lab, api, deployment_id):
+    host = "atd-data04"
+    with Load(api, deployment_id, [host], every=60, seconds=20) as load:
+        time.sleep(1)
+    wait_for_in_flight(lab, host, 1)
+    playbook(lab, "playbooks/rolling_restart.yml", "--limit", host, "-e", "drain=true")
+    (outcome,) = load.outcomes(timeout=60)
+    assert unclean([outcome]) == []
+    ended = api.call("GET", f"/flow_runs/{outcome.id}")["end_time"]
+    # The worker restarted only after the run had ended (the restart's unit start is later).
+    restarted = lab.ssh(host, f"systemctl show -P ActiveEnterTimestamp prefect-worker@{ENVIRONMENT}").stdout.strip()
+    restarted_epoch = float(lab.ssh(host, f"date -d '{restarted}' +%s").stdout)
+    assert restarted_epoch >= int(parse_time(ended)), (restarted, ended)
+
+    # A drain that times out reports the runs and leaves the host serving.
+    with Load(api, deployment_id, [host], every=60, seconds=40) as long_run:
+        time.sleep(1)
+    wait_for_in_flight(lab, host, 1)
+    result = playbook(
+        lab, "playbooks/rolling_restart.yml", "--limit", host, "-e", "drain=true", "-e", "drain_timeout=5", check=False
+    )
+    (run_id, _queue) = long_run.ids[0]
+    assert result.returncode != 0
+    assert "still run on atd-data04" in result.stdout
+    assert run_id in result.stdout
+    assert lab.ssh(host, f"systemctl is-active prefect-worker@{ENVIRONMENT}").stdout.strip() == "active"
+    assert unclean(long_run.outcomes(timeout=90)) == []
+
+
+def test_a_rolling_reboot_drains_reboots_and_brings_the_host_back(lab, api, deployment_id):
+    host = "atd-data04"
+    boot = lab.ssh(host, "ps -o lstart= -p 1").stdout
+    with Load(api, deployment_id, [host], every=60, seconds=15) as load:
+        time.sleep(1)
+    wait_for_in_flight(lab, host, 1)
+    playbook(lab, "playbooks/rolling_restart.yml", "--limit", host, "-e", "reboot=true")
+    assert lab.ssh(host, "ps -o lstart= -p 1").stdout != boot, "the host did not reboot"
+    assert unclean(load.outcomes(timeout=60)) == []
+    assert lab.ssh(host, f"systemctl is-active prefect-worker@{ENVIRONMENT}").stdout.strip() == "active"
+
+
+def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_and_a_down_server(
+    lab, tmp_path, health_sampler
+):
+    from tests.lab.test_workers import push
+
+    healthy = playbook(lab, "playbooks/status.yml", check=False)
+    assert healthy.returncode == 0, healthy.stdout[-4000:]
+    assert "The fleet is healthy" in healthy.stdout
+    assert "database postgresql" in healthy.stdout
+    try:
+        lab.ssh("atd-data03", f"systemctl stop prefect-git-sync@{ENVIRONMENT}.timer")
+        push(lab, tmp_path, ENVIRONMENT, "left behind by atd-data03")
+        lab.ssh("atd-data04", "systemctl stop prefect-worker@staging")
+        sick = playbook(lab, "playbooks/status.yml", check=False)
+        assert sick.returncode != 0
+        assert "atd-data03/production: checkout stale (sync timer inactive" in sick.stdout
+        assert "atd-data04/staging: worker inactive; /health no answer" in sick.stdout
+        with health_sampler.planned_outage("fleet status with the server stopped"):
+            lab.ssh("atd-prefect-01", "systemctl stop prefect-server")
+            down = playbook(lab, "playbooks/status.yml", check=False)
+            lab.ssh("atd-prefect-01", "systemctl start prefect-server")
+            wait_ready(lab)
+        assert down.returncode != 0
+        assert "atd-prefect-01: server unit inactive" in down.stdout
+        assert "the Prefect API did not answer the worker hosts" in down.stdout
+    finally:
+        lab.ssh("atd-data03", f"systemctl start prefect-git-sync@{ENVIRONMENT}.timer")
+        lab.ssh("atd-data04", "systemctl start prefect-worker@staging")
+        lab.ssh("atd-prefect-01", "systemctl start prefect-server")
+    deadline = time.monotonic() + 180
+    while playbook(lab, "playbooks/status.yml", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the fleet did not become healthy again"
+        time.sleep(5)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("serial=0", "serial must be a positive number of hosts or a percentage (1%-100%), got '0'"),
+        ("drain=perhaps", "drain must be true or false, got 'perhaps'"),
+        ("drain_timeout=-5", "drain_timeout must be a positive number of seconds, got '-5'"),
+    ],
+)
+def test_bad_options_of_the_rolling_restart_are_refused_before_any_restart(lab, option, message):
+    hosts = lab.groups["prefect_workers"]
+    before = started_at(lab, hosts)
+    result = playbook(lab, "playbooks/rolling_restart.yml", "-e", option, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout
+    assert started_at(lab, hosts) == before
