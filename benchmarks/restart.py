@@ -67,7 +67,8 @@ def rolling_restart(lab: Lab, *extra: str) -> tuple[dict[str, dict[str, float]],
     ended = time.time()
     if result.returncode != 0:
         raise SystemExit(f"rolling restart failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
-    report = json.loads(result.stdout)
+    # The JSON document, without what other callbacks (ansible.cfg's profile_tasks) print around it.
+    report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
     per_host: dict[str, dict[str, float]] = {}
     for play in report["plays"]:
         for task in play["tasks"]:
