@@ -60,7 +60,6 @@ def rolling_restart(lab: Lab, *extra: str) -> tuple[dict[str, dict[str, float]],
             **os.environ,
             "PATH": f"{BIN}:{os.environ['PATH']}",
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_CALLBACKS_ENABLED": "",
         },
         check=False,
     )

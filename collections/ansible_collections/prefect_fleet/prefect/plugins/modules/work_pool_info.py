@@ -57,9 +57,9 @@ version:
 pools:
   description:
     - Per pool name, C(exists), C(paused), C(workers) (list of C(name), C(status),
-      C(last_heartbeat_time)), C(queues) (per queue name, C(status), C(paused), C(scheduled):
-      runs Scheduled or Late in it), and C(in_flight) (list of C(id), C(name), C(state), C(queue),
-      C(host), C(pid)).
+      C(last_heartbeat_time)), C(queues) (per queue name, C(status), C(paused) and C(scheduled),
+      the runs Scheduled or Late in it), and C(in_flight) (list of C(id), C(name), C(state),
+      C(queue), C(host), C(pid)).
   returned: always
   type: dict
 """
@@ -82,7 +82,7 @@ def host_and_pid(infrastructure_pid):
     value = str(infrastructure_pid or "")
     if value.isdigit():
         return "", value
-    host, _, pid = value.rpartition(":")
+    host, _separator, pid = value.rpartition(":")
     return (host, pid) if host and pid.isdigit() else ("", "")
 
 

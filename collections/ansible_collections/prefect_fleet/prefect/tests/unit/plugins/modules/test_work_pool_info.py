@@ -67,7 +67,7 @@ def test_reads_workers_queues_and_runs_in_flight_with_their_host(prefect, run_mo
         }
     ]
     assert {method for method, _path, _body in prefect.calls} <= {"GET", "POST"}  # POST only to */filter, */count
-    assert all(path.endswith(("/filter", "/count")) for method, path, _ in prefect.calls if method == "POST")
+    assert all(path.endswith(("/filter", "/count")) for method, path, _body in prefect.calls if method == "POST")
 
 
 def test_a_missing_pool_is_reported_not_an_error(prefect, run_module):
