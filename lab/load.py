@@ -84,37 +84,40 @@ class Load(threading.Thread):
         self.join(timeout=60)
 
     def outcomes(self, timeout: float, final: set[str] = FINAL) -> list[Outcome]:
-        """Wait (at most `timeout` s) until every submitted run is in one of the `final` state
-        types; read each one back. A test that expects crashed runs to be retried leaves CRASHED
-        out of `final`."""
-        deadline = time.monotonic() + timeout
-        pending = dict(self.ids)
-        while pending and time.monotonic() < deadline:
-            for run_id in list(pending):
-                state = self.api.call("GET", f"/flow_runs/{run_id}")["state"]
-                if state and state["type"] in final:
-                    pending.pop(run_id)
-            if pending:
-                time.sleep(2)
-        results = []
-        for run_id, queue in self.ids:
-            run = self.api.call("GET", f"/flow_runs/{run_id}")
-            states = sorted(
-                self.api.call("GET", f"/flow_run_states/?flow_run_id={run_id}"), key=lambda s: s["timestamp"]
+        """The submitted runs, read back once final (see read_outcomes)."""
+        return read_outcomes(self.api, self.ids, timeout, final)
+
+
+def read_outcomes(api: Api, ids: list[tuple[str, str]], timeout: float, final: set[str] = FINAL) -> list[Outcome]:
+    """Wait (at most `timeout` s) until every run of `ids` ((run id, queue) pairs) is in one of the
+    `final` state types; read each one back. A test that expects crashed runs to be retried leaves
+    CRASHED out of `final`."""
+    deadline = time.monotonic() + timeout
+    pending = dict(ids)
+    while pending and time.monotonic() < deadline:
+        for run_id in list(pending):
+            state = api.call("GET", f"/flow_runs/{run_id}")["state"]
+            if state and state["type"] in final:
+                pending.pop(run_id)
+        if pending:
+            time.sleep(2)
+    results = []
+    for run_id, queue in ids:
+        run = api.call("GET", f"/flow_runs/{run_id}")
+        states = sorted(api.call("GET", f"/flow_run_states/?flow_run_id={run_id}"), key=lambda s: s["timestamp"])
+        running = next((parse_time(s["timestamp"]) for s in states if s["type"] == "RUNNING"), None)
+        results.append(
+            Outcome(
+                id=run_id,
+                queue=queue,
+                state=run["state"]["name"] if run["state"] else "none",
+                run_count=run["run_count"],
+                history=[s["name"] for s in states],
+                created=parse_time(run["created"]),
+                running=running,
             )
-            running = next((parse_time(s["timestamp"]) for s in states if s["type"] == "RUNNING"), None)
-            results.append(
-                Outcome(
-                    id=run_id,
-                    queue=queue,
-                    state=run["state"]["name"] if run["state"] else "none",
-                    run_count=run["run_count"],
-                    history=[s["name"] for s in states],
-                    created=parse_time(run["created"]),
-                    running=running,
-                )
-            )
-        return results
+        )
+    return results
 
 
 def unclean(outcomes: list[Outcome]) -> list[str]:

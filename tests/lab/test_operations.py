@@ -20,7 +20,7 @@ import pytest
 
 from lab.fleet import Api
 from lab.inventory import ROOT, resolve
-from lab.load import Load, OnlineSampler, parse_time, unclean
+from lab.load import Load, OnlineSampler, parse_time, read_outcomes, unclean
 
 pytestmark = pytest.mark.lab
 
@@ -269,13 +269,12 @@ def test_kill_9_of_a_worker_or_of_a_run_leaves_no_run_running(lab, api, deployme
     lab.ssh(host, f"kill -9 {pids[under_worker]}")
     killed_under_worker = time.time()
 
-    everything = Load(api, deployment_id, [host])
-    everything.ids = [(r, host) for r in [*survivors, handed_off, under_worker, never_started]]
     # Crashed is not the end here: the retry automation schedules each crashed run again.
+    ids = [(r, host) for r in [*survivors, handed_off, under_worker, never_started]]
     outcomes = {
         o.id: o
-        for o in everything.outcomes(
-            timeout=max(ZOMBIE_BOUND, pending_timeout + 30) + 120, final={"COMPLETED", "FAILED", "CANCELLED"}
+        for o in read_outcomes(
+            api, ids, timeout=max(ZOMBIE_BOUND, pending_timeout + 30) + 120, final={"COMPLETED", "FAILED", "CANCELLED"}
         )
     }
     assert unclean([outcomes[r] for r in survivors]) == []
