@@ -102,7 +102,7 @@ e2e: lab ## End-to-end tests on the lab fleet (brings it up first)
 	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m "not long"
 
 .PHONY: e2e-long
-e2e-long: lab ## The end-to-end tests too long for CI (restarts under a run every 2 s, a requirements push), about 20 min
+e2e-long: lab ## The end-to-end tests too long for CI (restarts under a run every 2 s, a requirements push), about 30 min
 	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m long
 
 .PHONY: test
@@ -117,9 +117,10 @@ bench-server: venv image wheelhouse ## Server capacity: polling workers held by 
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.server
 
 .PHONY: bench-workers
-bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs defaults, push propagation
+bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs defaults, push propagation, cost of a run
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers latency 20
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers propagation 10
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers startcost 10
 
 .PHONY: bench-restart
 bench-restart: venv ## On the lab (make lab first): rolling restart per host (drain, restart) and pickup during vs outside it

@@ -161,7 +161,14 @@ def restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every
         # Back to the inventory's settings (with nothing in flight), the worker tier only.
         playbook(lab, "site.yml", "--limit", "prefect_workers", "--tags", "prefect_worker")
     assert "FLEET_TEST_MARK" not in lab.ssh("atd-data04", "cat /etc/prefect-worker/production.env").stdout
-    print(f"{len(outcomes)} runs over: {', '.join(steps)}; {load.submit_errors} submissions retried")
+    # A run claimed by a worker killed in that instant, or by one too busy to start it within the
+    # pending timeout, is put back in its queue by the fleet's automation: it never ran, so it is
+    # counted, not failed (a second start would show as a run count of 2 and fail).
+    requeued = sum("Rescheduled" in o.history for o in outcomes)
+    print(
+        f"{len(outcomes)} runs over: {', '.join(steps)}; {load.submit_errors} submissions retried; "
+        f"{requeued} claimed, not started within the pending timeout and put back in their queue"
+    )
     assert len(outcomes) >= 30
     assert unclean(outcomes) == []
     # ONLINE is read from the API: its samples stop while the server restarts (counted as gaps
@@ -223,19 +230,21 @@ def wait_running(api, run_ids: list[str], timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
-def first_crash(api, run_id: str) -> float:
+def first_state(api, run_id: str, name: str) -> float:
+    """When the run first entered the state `name` (server time)."""
     states = api.call("GET", f"/flow_run_states/?flow_run_id={run_id}")
-    crashed = [parse_time(s["timestamp"]) for s in states if s["name"] == "Crashed"]
-    assert crashed, f"{run_id[:8]} was never marked Crashed: {[s['name'] for s in states]}"
-    return min(crashed)
+    stamps = [parse_time(s["timestamp"]) for s in states if s["name"] == name]
+    assert stamps, f"{run_id[:8]} was never {name}: {[s['name'] for s in states]}"
+    return min(stamps)
 
 
 def test_kill_9_of_a_worker_or_of_a_run_leaves_no_run_running(lab, api, deployment_id):
     """kill -9 of the worker: back within 10 s, its runs finish Completed. kill -9 of a run under
     its worker: Crashed at once (the worker sees its child die). kill -9 of a run that a restart
-    handed off: Crashed by the zombie automation within ZOMBIE_BOUND. A run that a worker claimed
-    and never started (simulated: created Pending): Crashed after the pending timeout. Crashed runs
-    are then scheduled again by the retry automation and end Completed."""
+    handed off: Crashed by the zombie automation within ZOMBIE_BOUND; crashed runs are then
+    scheduled again by the retry automation and end Completed. A run that a worker claimed and
+    never started (simulated: created Pending): put back in its queue after the pending timeout,
+    never Crashed, and Completed in one attempt."""
     host = "atd-data04"
     pending_timeout = int(
         resolve(lab.inventory, ["prefect_worker_pending_timeout_seconds"])["prefect_worker_pending_timeout_seconds"]
@@ -278,16 +287,15 @@ def test_kill_9_of_a_worker_or_of_a_run_leaves_no_run_running(lab, api, deployme
         )
     }
     assert unclean([outcomes[r] for r in survivors]) == []
-    for run_id, dead_at, bound in (
-        (handed_off, killed_handed_off, ZOMBIE_BOUND),
-        (under_worker, killed_under_worker, ZOMBIE_BOUND),
-        (never_started, created_never_started, pending_timeout + 60),
-    ):
+    for run_id, dead_at in ((handed_off, killed_handed_off), (under_worker, killed_under_worker)):
         run = outcomes[run_id]
-        assert first_crash(api, run_id) - dead_at <= bound, f"{run_id[:8]}: {run.history}"
+        assert first_state(api, run_id, "Crashed") - dead_at <= ZOMBIE_BOUND, f"{run_id[:8]}: {run.history}"
         # ...and scheduled again by the fleet's automation, to Completed.
         assert run.state == "Completed", run.history
-        assert run.run_count == (1 if run_id == never_started else 2), run.history
+        assert run.run_count == 2, run.history
+    run = outcomes[never_started]
+    assert first_state(api, never_started, "Rescheduled") - created_never_started <= pending_timeout + 60, run.history
+    assert unclean([run]) == [], "a run that never started must not count as crashed"
 
 
 def test_a_drain_waits_for_the_runs_in_flight_and_a_timeout_reports_them(lab, api, deployment_id):

@@ -93,6 +93,8 @@ def test_flows_run_in_their_environments_checkout_on_the_targeted_host(lab, api)
         assert report["cwd"].startswith(f"/opt/prefect/{run.environment}/trees/{heads[branch]}-")
         assert report["cwd"].endswith("/flows")
         assert report["commit"] == heads[branch]
+        # One process per run: the pool's command, the environment's venv (not a supervisor's Python).
+        assert report["python"] == f"/opt/prefect/{run.environment}/venv/bin/python"
 
 
 def test_a_shared_label_spreads_its_runs_over_its_hosts_only(lab, api):

@@ -34,6 +34,7 @@ def test_fleet_report_runs_locally(tmp_path):
         "commit": "unknown",
         "environment": "local",
         "note": "local run",
+        "python": sys.executable,
     }
 
 

@@ -62,6 +62,7 @@ def test_pool_and_queues_exist(worker, environment):
     props = pool["base_job_template"]["variables"]["properties"]
     assert props["working_dir"]["default"] == f"/opt/prefect/{environment}/current/flows"
     assert props["stream_output"]["default"] is False
+    assert props["command"]["default"] == f"/opt/prefect/{environment}/venv/bin/python -m prefect.engine"
     for label in ("molecule-a", "molecule-shared"):
         assert _api(worker, f"/work_pools/{environment}/queues/{label}")["name"] == label
 
@@ -85,9 +86,11 @@ def test_the_zombie_and_retry_automations_exist(worker):
     assert zombie["trigger"]["posture"] == "Proactive"
     assert zombie["trigger"]["within"] == 90
     assert zombie["actions"][0]["state"] == "CRASHED"
-    never_started = automations["fleet: crash flow runs that never started"]
+    never_started = automations["fleet: reschedule flow runs that never started"]
     assert never_started["trigger"]["after"] == ["prefect.flow-run.Pending"]
     assert never_started["trigger"]["within"] == 300
+    assert (never_started["actions"][0]["state"], never_started["actions"][0]["name"]) == ("SCHEDULED", "Rescheduled")
+    assert "fleet: crash flow runs that never started" not in automations
     retry = automations["fleet: retry crashed flow runs"]
     assert sorted(retry["trigger"]["match"]["prefect.run-count"]) == ["0", "1"]
     assert retry["actions"][0]["state"] == "SCHEDULED"
