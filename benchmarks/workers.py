@@ -2,7 +2,7 @@
 
   python -m benchmarks.workers latency [RUNS]       submit -> Running, fleet settings vs Prefect's defaults
   python -m benchmarks.workers propagation [PUSHES] push -> every production checkout at the new commit
-  python -m benchmarks.workers startcost [RUNS]     one process per run (the fleet's) vs Prefect's supervisor
+  python -m benchmarks.workers startcost [RUNS]     CPU per run start: the engine directly (the fleet) vs Prefect's supervisor
 
 latency: the staging worker on atd-data02 is restarted with Prefect's default polling
 (PREFECT_WORKER_QUERY_SECONDS=10, PREFECT_WORKER_PREFETCH_SECONDS=10, from a runtime drop-in that
@@ -125,7 +125,7 @@ def startcost(runs: int) -> None:
     host, unit = "atd-data04", "prefect-worker@production.service"
     deployment = api.call("GET", "/deployments/name/fleet-report/etl-report-production-etl")["id"]
     sides = {
-        "one process (the fleet's pool command)": {},
+        "engine directly (the fleet's pool command)": {},
         "Prefect's default (supervisor + engine)": {"job_variables": {"command": None}},
     }
     results: dict[str, dict[str, list[float]]] = {
@@ -174,7 +174,7 @@ def startcost(runs: int) -> None:
         )
         print(f"    pickup -> Running (spawn)  {summary(values['spawn'])}")
     single, supervised = (statistics.median(v["cpu"]) for v in results.values())
-    print(f"  ratio CPU per run, Prefect's default / one process: {supervised / single:.2f}x")
+    print(f"  ratio CPU per run, Prefect's default / engine directly: {supervised / single:.2f}x")
 
 
 def propagation(pushes: int) -> None:
