@@ -23,7 +23,6 @@ Numbers, not verdicts: nothing here fails on a timing.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 
 from benchmarks.stats import percentile
 from lab.fleet import Api, Lab
-from lab.flowruns import start, wait
+from lab.flowruns import report_of, start, wait
 
 INVENTORY = "inventories/lab"
 HOST = "atd-data02"
@@ -158,10 +157,7 @@ def startcost(runs: int) -> None:
             results[side]["rss"].append(sum(int(kb) for kb in start_run or []) / 1024)
             t = state_times(api, run["id"])
             results[side]["spawn"].append((t["RUNNING"] - t["PENDING"]).total_seconds())
-            logs = api.call("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200})
-            for log in logs:
-                if log["message"].startswith("FLEET_REPORT "):
-                    pythons[side].add(json.loads(log["message"].split(" ", 1)[1]).get("python", "not reported"))
+            pythons[side].add((report_of(api, run["id"]) or {}).get("python", "not reported"))
     print(f"one run at a time on {host}, {runs} runs per side, interleaved")
     for side, values in results.items():
         print(f"  {side}: Python {', '.join(sorted(pythons[side]))}")
