@@ -44,3 +44,26 @@ def test_deployment_entrypoints_exist():
     for deployment in spec:
         path, function = deployment["entrypoint"].split(":")
         assert f"def {function}(" in (ROOT / "flows" / path).read_text(), deployment["entrypoint"]
+
+
+def test_dask_mapping_runs_locally_on_an_in_process_cluster(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_"))}
+    env["PREFECT_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "flows/dask_mapping/mapping.py"), "20"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["scheduler"] == "in-process"
+    assert report["tasks"] == 20
+    assert report["indexes"]
+    # Every task ran in the flow's own process, on its one in-process worker.
+    assert report["in_process"] == 20
+    assert len(report["workers"]) == 1
+    assert report["task_hosts"] == [socket.gethostname()]
