@@ -66,6 +66,7 @@ FLEET_VARIABLES = [
     "fleet_flows_repo",
     "fleet_environments",
     "prefect_worker_sync_interval",
+    "fleet_dask_scheduler_addresses",
 ]
 
 
@@ -75,6 +76,11 @@ class Lab:
     groups: dict
     server: dict  # fleet variables, as Ansible resolves them on the controller
     addresses: dict  # host -> ansible_host
+
+    @property
+    def hosts(self) -> list[str]:
+        """The lab's containers: every host but the machine itself (group lab_machine, the lab's swarm)."""
+        return [h for h in self.groups["all"] if h not in self.groups.get("lab_machine", [])]
 
     @property
     def key(self) -> str:

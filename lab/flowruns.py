@@ -37,9 +37,18 @@ def targets(environments: dict) -> list[tuple[dict, str, str]]:
     return [(d, env, label) for d in spec for env in environments for label in d["labels"]]
 
 
-def start(api: Api, flow: str, deployment: str, environment: str, label: str, parameters: dict | None = None) -> Run:
+def start(
+    api: Api,
+    flow: str,
+    deployment: str,
+    environment: str,
+    label: str,
+    parameters: dict | None = None,
+    job_variables: dict | None = None,
+) -> Run:
     found = api.call("GET", f"/deployments/name/{flow}/{deployment}")
-    run = api.call("POST", f"/deployments/{found['id']}/create_flow_run", {"parameters": parameters or {}})
+    body = {"parameters": parameters or {}, "job_variables": job_variables or {}}
+    run = api.call("POST", f"/deployments/{found['id']}/create_flow_run", body)
     return Run(deployment, environment, label, run["id"])
 
 
@@ -54,7 +63,7 @@ def wait(api: Api, runs: list[Run], timeout: float = 300) -> list[Run]:
                 run.state = state["type"] if state else "PENDING"
             if run.state in FINAL:
                 # Logs reach the API in batches, a moment after the final state.
-                run.report = report_of(api, run.id)
+                run.report = report_of(api, run.id) or report_of(api, run.id, "DASK_REPORT")
                 if run.report or run.state != "COMPLETED":
                     pending.remove(run)
         if pending:
@@ -62,10 +71,19 @@ def wait(api: Api, runs: list[Run], timeout: float = 300) -> list[Run]:
     return runs
 
 
-def report_of(api: Api, run_id: str) -> dict | None:
-    logs = api.call("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
+def report_of(api: Api, run_id: str, marker: str = "FLEET_REPORT") -> dict | None:
+    """The JSON a flow run logged after `marker` (FLEET_REPORT, DASK_REPORT), or None."""
+    logs = api.call(
+        "POST",
+        "/logs/filter",
+        {
+            "logs": {"flow_run_id": {"any_": [run_id]}, "task_run_id": {"is_null_": True}},
+            "limit": 200,
+            "sort": "TIMESTAMP_DESC",
+        },
+    )
     for log in logs:
-        if log["message"].startswith("FLEET_REPORT "):
+        if log["message"].startswith(marker + " "):
             return json.loads(log["message"].split(" ", 1)[1])
     return None
 

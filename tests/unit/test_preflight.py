@@ -42,8 +42,19 @@ def test_a_good_inventory_passes(tmp_path):
             _inventory({"atd-prefect-01": {}}, prefect_database={"atd-db-01": {}, "atd-db-02": {}}),
             "at most one host in group prefect_database; found 2: atd-db-01, atd-db-02",
         ),
+        (
+            _inventory({"atd-prefect-01": {}}, dask_swarm_workers={"atd-swarm-02": {}}),
+            "puts atd-swarm-02 in dask_swarm_workers but no host in dask_swarm_managers",
+        ),
     ],
-    ids=["no-server", "two-servers", "bad-host-name", "postgresql-without-database-host", "two-database-hosts"],
+    ids=[
+        "no-server",
+        "two-servers",
+        "bad-host-name",
+        "postgresql-without-database-host",
+        "two-database-hosts",
+        "swarm-workers-without-manager",
+    ],
 )
 def test_a_bad_inventory_is_rejected(tmp_path, inventory, message):
     rc, out = _preflight(tmp_path, inventory)
