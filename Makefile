@@ -122,6 +122,10 @@ bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers propagation 10
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers startcost 10
 
+.PHONY: bench-dask
+bench-dask: venv ## On the lab (make lab first): 1,000 tiny tasks swarm vs in-process, 200 x 0.2 s on one worker vs all
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.dask 3
+
 .PHONY: bench-restart
 bench-restart: venv ## On the lab (make lab first): rolling restart per host (drain, restart) and pickup during vs outside it
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.restart $(INVENTORY)

@@ -80,9 +80,22 @@ def test_no_secret_in_journals_command_lines_or_world_readable_files(lab):
     for name, value in secrets.items():
         assert value not in converge.stdout + converge.stderr, f"{name} is in the converge's output"
 
-    for host in lab.groups["all"]:
+    for host in lab.hosts:
         result = lab.ssh(host, "python3 -c " + shlex.quote(SEARCH), input=json.dumps(secrets), timeout=600)
         report = json.loads(result.stdout)
         assert report["files"] > 1000, f"{host}: the search saw too few files: {report}"
         assert report["journal_lines"] > 100, f"{host}: the search saw too little journal: {report}"
         assert report["found"] == [], f"{host}: {report['found']}"
+
+
+def test_no_secret_in_the_dask_services_logs(lab):
+    """The flows' Prefect settings, the API's auth string among them, travel to the Dask cluster
+    with each task (prefect-dask sends the run's context): none may reach a service's log."""
+    services = run(["docker", "service", "ls", "--filter", "label=org.prefect-fleet.dask-cluster", "-q"]).stdout.split()
+    assert services, "the lab runs no Dask service"
+    for service in services:
+        logs = run(["docker", "service", "logs", "--raw", service], timeout=120)
+        assert logs.returncode == 0, logs.stderr
+        assert logs.stdout + logs.stderr, f"{service} logged nothing"
+        for name, value in lab_secrets(lab).items():
+            assert value not in logs.stdout + logs.stderr, f"{name} is in the logs of {service}"

@@ -1,0 +1,165 @@
+"""Dask on the lab's swarm: the example mapping flow runs every task on the environment's cluster,
+falls back to an in-process cluster without a scheduler address, and keeps running while a change
+of the flows' requirements rolls the cluster's workers to a new image."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from lab.fleet import Api
+from lab.flowruns import report_of, start, wait
+from lab.inventory import ROOT
+from tests.lab.test_operations import playbook
+
+ENVIRONMENT = "production"
+DEPLOYMENT = f"dask-mapping-{ENVIRONMENT}-atd-data02"
+
+
+@pytest.fixture(scope="module")
+def api(lab) -> Api:
+    return lab.api
+
+
+def dashboard(lab, environment: str = ENVIRONMENT) -> str:
+    """The scheduler's HTTP endpoint of an environment's cluster, as published on the swarm host."""
+    cluster = lab.server["fleet_environments"][environment].get("dask", {})
+    return f"http://127.0.0.1:{cluster.get('dashboard_port', 8787)}"
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def service_image(service: str) -> str:
+    return subprocess.run(
+        ["docker", "service", "inspect", service, "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def run_mapping(api: Api, parameters: dict, job_variables: dict | None = None, timeout: float = 600) -> dict:
+    run = start(api, "dask-mapping", DEPLOYMENT, ENVIRONMENT, "atd-data02", parameters, job_variables)
+    wait(api, [run], timeout=timeout)
+    assert run.state == "COMPLETED", f"{run.id} ended {run.state}"
+    report = report_of(api, run.id, "DASK_REPORT")
+    assert report, f"{run.id} logged no DASK_REPORT"
+    return report
+
+
+def test_a_production_flow_runs_all_200_tasks_on_the_swarm(lab, api):
+    workers = get_json(dashboard(lab) + "/json/identity.json")["workers"]
+    report = run_mapping(api, {"tasks": 200})
+    assert report["host"] == "atd-data02"
+    assert report["environment"] == ENVIRONMENT
+    assert report["scheduler"] == lab.server["fleet_dask_scheduler_addresses"][ENVIRONMENT]
+    assert report["tasks"] == 200, report
+    assert report["indexes"], report
+    assert report["in_process"] == 0, report
+    # Every task ran on a worker the production scheduler knows, in a worker container of its service.
+    assert set(report["workers"]) <= set(workers), (report["workers"], sorted(workers))
+    assert sum(report["workers"].values()) == 200
+    assert all(h.startswith(f"dask-{ENVIRONMENT}-worker-") for h in report["task_hosts"]), report["task_hosts"]
+    assert len(report["workers"]) >= 2, f"200 tasks used one worker of {len(workers)}: {report['workers']}"
+
+
+def test_the_dashboard_answers(lab):
+    for environment in lab.server["fleet_environments"]:
+        with urllib.request.urlopen(dashboard(lab, environment) + "/health", timeout=10) as response:
+            assert response.read() == b"ok"
+        with urllib.request.urlopen(dashboard(lab, environment) + "/info/main/workers.html", timeout=10) as response:
+            assert response.status == 200
+            assert b"Worker" in response.read()
+
+
+def test_without_a_scheduler_address_the_flow_runs_in_process(api):
+    report = run_mapping(api, {"tasks": 200}, {"env": {"DASK_SCHEDULER_ADDRESS": ""}})
+    assert report["scheduler"] == "in-process"
+    assert report["tasks"] == 200, report
+    assert report["indexes"], report
+    assert report["in_process"] == 200, report
+    assert report["task_hosts"] == ["atd-data02"]
+
+
+def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp_path):
+    """The flows' requirements gain a package: re-running site.yml builds a new image and Swarm
+    replaces the production workers one at a time while a mapping flow runs on them; the flow
+    completes, its tasks ran on old and new workers, and the scheduler followed only afterwards."""
+    worker_service, scheduler_service = f"dask-{ENVIRONMENT}-worker", f"dask-{ENVIRONMENT}-scheduler"
+    before = service_image(worker_service)
+    requirements = tmp_path / "requirements.txt"
+    original = (ROOT / "flows" / "requirements.txt").read_text()
+    # humanize is pinned in the constraints (Prefect uses it): the image can install it offline.
+    requirements.write_text(original + "humanize\n")
+    changed = ["-e", f"dask_swarm_requirements_file={requirements}"]
+    try:
+        # Build first, so that the roll starts soon after the flow does.
+        playbook(lab, "site.yml", "--tags", "dask_swarm_image", *changed)
+        workers_before = set(get_json(dashboard(lab) + "/json/identity.json")["workers"])
+        result: dict = {}
+
+        def mapping() -> None:
+            result["report"] = run_mapping(api, {"tasks": 600, "seconds": 1.0}, timeout=1200)
+
+        flow = threading.Thread(target=mapping)
+        flow.start()
+        deadline = time.monotonic() + 300
+        while get_json(dashboard(lab) + "/json/counts.json")["processing"] == 0:
+            assert time.monotonic() < deadline, "the mapping flow never reached the cluster"
+            time.sleep(1)
+        converge = playbook(lab, "site.yml", "--tags", "dask_swarm", *changed)
+        after = service_image(worker_service)
+        assert after != before
+        # The scheduler waited for the flow: by the end of the converge the flow was over.
+        flow.join(timeout=1200)
+        report = result["report"]
+        waited = converge.stdout.split(f"Wait until the scheduler holds no task before it restarts ({ENVIRONMENT})")[1]
+        assert "ok: [lab-swarm]" in waited.split("TASK [", 1)[0], "the scheduler's update did not wait for the flow"
+        assert service_image(scheduler_service) == after
+        assert report["tasks"] == 600, report
+        assert report["indexes"], report
+        assert report["in_process"] == 0, report
+        assert set(report["workers"]) - workers_before, "no task ran on a new worker: the roll was not under the flow"
+        assert set(report["workers"]) & workers_before, "no task ran on an old worker"
+    finally:
+        playbook(lab, "site.yml", "--tags", "dask_swarm")
+    assert service_image(worker_service) == before
+
+
+def scale(service: str, replicas: int) -> None:
+    subprocess.run(["docker", "service", "scale", "--detach", f"{service}={replicas}"], check=True, capture_output=True)
+
+
+def test_fleet_status_shows_the_clusters_and_names_one_that_is_down(lab):
+    healthy = playbook(lab, "playbooks/status.yml")
+    for environment in lab.server["fleet_environments"]:
+        assert re.search(
+            rf"dask +{environment} +scheduler up +workers (\d+)/\1 .* versions match +ok", healthy.stdout
+        ), healthy.stdout[-3000:]
+    scale("dask-staging-scheduler", 0)
+    try:
+        down = playbook(lab, "playbooks/status.yml", check=False)
+        assert down.returncode != 0
+        assert "dask staging: scheduler did not answer" in " ".join(down.stdout.split())
+    finally:
+        scale("dask-staging-scheduler", 1)
+        # Its workers lost their scheduler and exit; Swarm starts them again and they join.
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if get_json(dashboard(lab, "staging") + "/json/counts.json")["workers"] == 1:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the staging cluster did not come back"
+            time.sleep(2)
+    assert playbook(lab, "playbooks/status.yml").returncode == 0
