@@ -124,7 +124,7 @@ bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs
 
 .PHONY: bench-dask
 bench-dask: venv ## On the lab (make lab first): 1,000 tiny tasks swarm vs in-process, 200 x 0.2 s on one worker vs all
-	$(ANSIBLE_ENV) $(PY) -m benchmarks.dask 3
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.dask 2
 
 .PHONY: bench-restart
 bench-restart: venv ## On the lab (make lab first): rolling restart per host (drain, restart) and pickup during vs outside it

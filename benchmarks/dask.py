@@ -8,7 +8,7 @@ DASK_REPORT line), so that the run's own start-up is left out:
 
 - overhead: 1,000 tasks that do nothing, through the production cluster on the swarm vs an
   in-process cluster of threads in the flow's own process (the run's job variables clear
-  DASK_SCHEDULER_ADDRESS), alternating, ROUNDS runs per side (default 3);
+  DASK_SCHEDULER_ADDRESS), alternating, ROUNDS runs per side (default 3; `make bench-dask` runs 2);
 - scale-out: 200 tasks of 0.2 s on all of the production cluster's workers vs on one (the
   worker service is scaled to 1 and back with `docker service scale`), alternating.
 

@@ -1,11 +1,11 @@
 """Dask on the lab's swarm: the example mapping flow runs every task on the environment's cluster,
 falls back to an in-process cluster without a scheduler address, and keeps running while a change
-of the flows' requirements rolls the cluster's workers to a new image."""
+of the flows' requirements rolls the cluster's workers to a new image. (The fleet status's Dask
+section is tested with the rest of the status, in test_operations.)"""
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import threading
 import time
@@ -102,8 +102,9 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
     requirements.write_text(original + "humanize\n")
     changed = ["-e", f"dask_swarm_requirements_file={requirements}"]
     try:
-        # Build first, so that the roll starts soon after the flow does.
-        playbook(lab, "site.yml", "--tags", "dask_swarm_image", *changed)
+        # Build first (the Dask tier's own playbook, which site.yml imports), so that the roll
+        # starts soon after the flow does.
+        playbook(lab, "playbooks/dask.yml", "--tags", "dask_swarm_image", *changed)
         workers_before = set(get_json(dashboard(lab) + "/json/identity.json")["workers"])
         result: dict = {}
 
@@ -122,7 +123,9 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         # The scheduler waited for the flow: by the end of the converge the flow was over.
         flow.join(timeout=1200)
         report = result["report"]
-        waited = converge.stdout.split(f"Wait until the scheduler holds no task before it restarts ({ENVIRONMENT})")[1]
+        waited = converge.stdout.split(f"Wait until the scheduler holds no task before it restarts ({ENVIRONMENT})", 1)[
+            1
+        ]
         assert "ok: [lab-swarm]" in waited.split("TASK [", 1)[0], "the scheduler's update did not wait for the flow"
         assert service_image(scheduler_service) == after
         assert report["tasks"] == 600, report
@@ -131,35 +134,9 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         assert set(report["workers"]) - workers_before, "no task ran on a new worker: the roll was not under the flow"
         assert set(report["workers"]) & workers_before, "no task ran on an old worker"
     finally:
-        playbook(lab, "site.yml", "--tags", "dask_swarm")
+        playbook(lab, "playbooks/dask.yml", "--tags", "dask_swarm")
     assert service_image(worker_service) == before
 
 
 def scale(service: str, replicas: int) -> None:
     subprocess.run(["docker", "service", "scale", "--detach", f"{service}={replicas}"], check=True, capture_output=True)
-
-
-def test_fleet_status_shows_the_clusters_and_names_one_that_is_down(lab):
-    healthy = playbook(lab, "playbooks/status.yml")
-    for environment in lab.server["fleet_environments"]:
-        assert re.search(
-            rf"dask +{environment} +scheduler up +workers (\d+)/\1 .* versions match +ok", healthy.stdout
-        ), healthy.stdout[-3000:]
-    scale("dask-staging-scheduler", 0)
-    try:
-        down = playbook(lab, "playbooks/status.yml", check=False)
-        assert down.returncode != 0
-        assert "dask staging: scheduler did not answer" in " ".join(down.stdout.split())
-    finally:
-        scale("dask-staging-scheduler", 1)
-        # Its workers lost their scheduler and exit; Swarm starts them again and they join.
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if get_json(dashboard(lab, "staging") + "/json/counts.json")["workers"] == 1:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the staging cluster did not come back"
-            time.sleep(2)
-    assert playbook(lab, "playbooks/status.yml").returncode == 0

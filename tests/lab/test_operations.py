@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -339,23 +340,29 @@ def test_a_rolling_reboot_drains_reboots_and_brings_the_host_back(lab, api, depl
     assert lab.ssh(host, f"systemctl is-active prefect-worker@{ENVIRONMENT}").stdout.strip() == "active"
 
 
-def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_and_a_down_server(
+def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_down_scheduler_and_a_down_server(
     lab, tmp_path, health_sampler
 ):
+    from tests.lab.test_dask import scale
     from tests.lab.test_workers import push
 
     healthy = playbook(lab, "playbooks/status.yml", check=False)
     assert healthy.returncode == 0, healthy.stdout[-4000:]
     assert "The fleet is healthy" in healthy.stdout
     assert "database postgresql" in healthy.stdout
+    for environment in lab.server["fleet_environments"]:
+        # Each environment's Dask cluster: scheduler up, every worker joined, the venv's versions match.
+        assert re.search(rf"dask +{environment} +scheduler up +workers (\d+)/\1 .* versions match +ok", healthy.stdout)
     try:
         lab.ssh("atd-data03", f"systemctl stop prefect-git-sync@{ENVIRONMENT}.timer")
         push(lab, tmp_path, ENVIRONMENT, "left behind by atd-data03")
         lab.ssh("atd-data04", "systemctl stop prefect-worker@staging")
+        scale("dask-staging-scheduler", 0)
         sick = playbook(lab, "playbooks/status.yml", check=False)
         assert sick.returncode != 0
         assert "atd-data03/production: checkout stale (sync timer inactive" in sick.stdout
         assert "atd-data04/staging: worker inactive; /health no answer" in sick.stdout
+        assert "dask staging: scheduler did not answer" in " ".join(sick.stdout.split())
         with health_sampler.planned_outage("fleet status with the server stopped"):
             lab.ssh("atd-prefect-01", "systemctl stop prefect-server")
             down = playbook(lab, "playbooks/status.yml", check=False)
@@ -368,6 +375,8 @@ def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_an
         lab.ssh("atd-data03", f"systemctl start prefect-git-sync@{ENVIRONMENT}.timer")
         lab.ssh("atd-data04", "systemctl start prefect-worker@staging")
         lab.ssh("atd-prefect-01", "systemctl start prefect-server")
+        # The staging workers lost their scheduler and exit; Swarm starts them again and they join.
+        scale("dask-staging-scheduler", 1)
     deadline = time.monotonic() + 180
     while playbook(lab, "playbooks/status.yml", check=False).returncode != 0:
         assert time.monotonic() < deadline, "the fleet did not become healthy again"

@@ -29,8 +29,14 @@ def worker():
     return scenario_host("dask_swarm_workers")
 
 
+def http_get(host, path: str) -> str:
+    """GET a path of the scheduler's published HTTP port, on the host (which has no curl)."""
+    script = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8787{path}', timeout=10).read().decode())"
+    return host.check_output(f'python3 -c "{script}"')
+
+
 def counts(host) -> dict:
-    return json.loads(host.check_output("curl -sf http://127.0.0.1:8787/json/counts.json"))
+    return json.loads(http_get(host, "/json/counts.json"))
 
 
 def test_every_node_has_the_same_image(manager, worker):
@@ -44,7 +50,7 @@ def test_every_node_has_the_same_image(manager, worker):
 
 
 def test_scheduler_answers_and_every_worker_joined(manager):
-    assert manager.check_output("curl -sf http://127.0.0.1:8787/health") == "ok"
+    assert http_get(manager, "/health") == "ok"
     assert counts(manager)["workers"] == 2
 
 
