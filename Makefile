@@ -99,7 +99,7 @@ molecule: venv image wheelhouse ## Every molecule scenario of every role
 
 .PHONY: e2e
 e2e: lab ## End-to-end tests on the lab fleet (brings it up first)
-	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m "not long"
+	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m "not long" --durations=15
 
 .PHONY: e2e-long
 e2e-long: lab ## The end-to-end tests too long for CI (restarts under a run every 2 s, a requirements push), about 30 min

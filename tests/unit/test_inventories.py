@@ -76,3 +76,56 @@ def test_targeting_by_label(name):
     )
     assert result.returncode == 0, result.stderr
     assert inv["prefect_workers"]["hosts"][0] in result.stdout
+
+
+def _dask_wiring(tmp_path, extra: dict) -> dict:
+    """fleet_dask_clusters and fleet_dask_scheduler_addresses of a small inventory with a swarm."""
+    from lab.inventory import resolve
+
+    inventory = {
+        "all": {
+            "vars": {
+                "fleet_environments": {
+                    "production": {"branch": "production", "healthcheck_port": 8081},
+                    "staging": {"branch": "main", "healthcheck_port": 8082, "dask": {"worker_replicas": 1}},
+                },
+                **extra,
+            },
+            "children": {
+                "prefect_server": {"hosts": {"atd-prefect-01": {}}},
+                "dask_swarm_managers": {"hosts": {"atd-swarm-01": {"ansible_host": "10.0.0.5"}}},
+            },
+        }
+    }
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    return resolve(path, ["fleet_dask_clusters", "fleet_dask_scheduler_addresses"])
+
+
+def test_each_environment_gets_its_own_dask_cluster_on_its_own_ports(tmp_path):
+    wiring = _dask_wiring(tmp_path, {})
+    assert wiring["fleet_dask_clusters"] == {
+        "production": {"scheduler_port": 8786, "dashboard_port": 8787},
+        "staging": {"scheduler_port": 8788, "dashboard_port": 8789, "worker_replicas": 1},
+    }
+    assert wiring["fleet_dask_scheduler_addresses"] == {
+        "production": "tcp://10.0.0.5:8786",
+        "staging": "tcp://10.0.0.5:8788",
+    }
+
+
+def test_a_shared_dask_cluster_serves_every_environment(tmp_path):
+    wiring = _dask_wiring(tmp_path, {"fleet_dask_shared_cluster": True, "fleet_dask_scheduler_host": "dask.internal"})
+    assert wiring["fleet_dask_clusters"] == {"shared": {"scheduler_port": 8786, "dashboard_port": 8787}}
+    assert wiring["fleet_dask_scheduler_addresses"] == {
+        "production": "tcp://dask.internal:8786",
+        "staging": "tcp://dask.internal:8786",
+    }
+
+
+def test_no_swarm_no_dask_address(tmp_path):
+    from lab.inventory import resolve
+
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump({"all": {"children": {"prefect_server": {"hosts": {"atd-prefect-01": {}}}}}}))
+    assert resolve(path, ["fleet_dask_scheduler_addresses"])["fleet_dask_scheduler_addresses"] == {}
