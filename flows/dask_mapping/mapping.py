@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -44,7 +45,13 @@ def dask_mapping(tasks: int = 200, seconds: float = 0.0) -> dict[str, object]:
     results = probe.map(range(tasks), unmapped(seconds)).result()
     elapsed = time.monotonic() - started
     here = (socket.gethostname(), os.getpid())
+    # The commit of the checkout the run started in: the code its tasks ran, sent by value.
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        head = ""
     report = {
+        "commit": head or "unknown",
         "scheduler": scheduler_address() or "in-process",
         "host": here[0],
         "environment": os.environ.get("FLEET_ENVIRONMENT", "local"),

@@ -61,6 +61,8 @@ def test_a_production_flow_runs_all_200_tasks_on_the_swarm(lab, api):
     report = run_mapping(api, {"tasks": 200})
     assert report["host"] == "atd-data02"
     assert report["environment"] == ENVIRONMENT
+    # The flow, and its tasks' code sent with it, came from the production branch's checkout.
+    assert report["commit"] == lab.branch_heads()["production"]
     assert report["scheduler"] == lab.server["fleet_dask_scheduler_addresses"][ENVIRONMENT]
     assert report["tasks"] == 200, report
     assert report["indexes"], report

@@ -61,6 +61,7 @@ def test_dask_mapping_runs_locally_on_an_in_process_cluster(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["scheduler"] == "in-process"
+    assert report["commit"] == "unknown"
     assert report["tasks"] == 20
     assert report["indexes"]
     # Every task ran in the flow's own process, on its one in-process worker.
