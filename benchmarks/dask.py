@@ -18,44 +18,22 @@ reports its states to the API, which is most of a tiny task's cost.
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
 import sys
-import time
-import urllib.request
 
+from lab.dask import run_mapping, scale_workers, workers_joined
 from lab.fleet import Api, Lab
-from lab.flowruns import report_of, start, wait
 
 INVENTORY = "inventories/lab"
 ENVIRONMENT = "production"
-DEPLOYMENT = f"dask-mapping-{ENVIRONMENT}-atd-data02"
-SERVICE = f"dask-{ENVIRONMENT}-worker"
 IN_PROCESS = {"env": {"DASK_SCHEDULER_ADDRESS": ""}}
 
 
-def mapped_seconds(api: Api, parameters: dict, job_variables: dict | None = None) -> dict:
-    run = start(api, "dask-mapping", DEPLOYMENT, ENVIRONMENT, "atd-data02", parameters, job_variables)
-    wait(api, [run], timeout=1200)
-    report = report_of(api, run.id, "DASK_REPORT")
-    if run.state != "COMPLETED" or not report:
-        raise SystemExit(f"run {run.id} ended {run.state} with report {report}")
-    return report
-
-
-def workers_joined(dashboard: str) -> int:
-    with urllib.request.urlopen(dashboard + "/json/counts.json", timeout=10) as response:
-        return json.load(response)["workers"]
-
-
-def scale(replicas: int, dashboard: str) -> None:
-    subprocess.run(["docker", "service", "scale", "--detach", f"{SERVICE}={replicas}"], check=True, capture_output=True)
-    deadline = time.monotonic() + 300
-    while workers_joined(dashboard) != replicas:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{SERVICE} did not settle at {replicas} workers")
-        time.sleep(1)
+def mapped_seconds(api: Api, parameters: dict, job_variables: dict | None = None) -> float:
+    run = run_mapping(api, ENVIRONMENT, parameters, job_variables, timeout=1200)
+    if run.state != "COMPLETED" or not run.report:
+        raise SystemExit(f"run {run.id} ended {run.state} with report {run.report}")
+    return run.report["seconds"]
 
 
 def line(name: str, values: list[float]) -> str:
@@ -66,14 +44,12 @@ def main(argv: list[str]) -> int:
     rounds = int(argv[0]) if argv else 3
     lab = Lab.of(INVENTORY)
     api = lab.api
-    cluster = lab.server["fleet_environments"][ENVIRONMENT].get("dask", {})
-    dashboard = f"http://127.0.0.1:{cluster.get('dashboard_port', 8787)}"
-    replicas = workers_joined(dashboard)
+    replicas = workers_joined(lab, ENVIRONMENT)
 
     swarm, local = [], []
     for _ in range(rounds):
-        swarm.append(mapped_seconds(api, {"tasks": 1000})["seconds"])
-        local.append(mapped_seconds(api, {"tasks": 1000}, IN_PROCESS)["seconds"])
+        swarm.append(mapped_seconds(api, {"tasks": 1000}))
+        local.append(mapped_seconds(api, {"tasks": 1000}, IN_PROCESS))
     print(f"1,000 tiny tasks, mapped and gathered ({rounds} runs per side, alternating):")
     print(line(f"swarm cluster ({replicas} workers)", swarm))
     print(line("in-process LocalCluster (threads)", local))
@@ -82,12 +58,12 @@ def main(argv: list[str]) -> int:
     one, every = [], []
     try:
         for _ in range(rounds):
-            every.append(mapped_seconds(api, {"tasks": 200, "seconds": 0.2})["seconds"])
-            scale(1, dashboard)
-            one.append(mapped_seconds(api, {"tasks": 200, "seconds": 0.2})["seconds"])
-            scale(replicas, dashboard)
+            every.append(mapped_seconds(api, {"tasks": 200, "seconds": 0.2}))
+            scale_workers(lab, ENVIRONMENT, 1)
+            one.append(mapped_seconds(api, {"tasks": 200, "seconds": 0.2}))
+            scale_workers(lab, ENVIRONMENT, replicas)
     finally:
-        scale(replicas, dashboard)
+        scale_workers(lab, ENVIRONMENT, replicas)
     print(f"200 tasks of 0.2 s on the swarm ({rounds} runs per side, alternating):")
     print(line("one worker", one))
     print(line(f"all {replicas} workers", every))

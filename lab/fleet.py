@@ -67,6 +67,7 @@ FLEET_VARIABLES = [
     "fleet_environments",
     "prefect_worker_sync_interval",
     "fleet_dask_scheduler_addresses",
+    "fleet_dask_clusters",
 ]
 
 

@@ -19,6 +19,8 @@ from lab.fleet import Api, Lab
 from lab.inventory import ROOT
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# What the example flows log about where they ran: flows/fleet_report and flows/dask_mapping.
+REPORTS = ("FLEET_REPORT", "DASK_REPORT")
 
 
 @dataclass
@@ -53,7 +55,7 @@ def start(
 
 
 def wait(api: Api, runs: list[Run], timeout: float = 300) -> list[Run]:
-    """Wait until every run reached a final state (or the timeout); read each one's FLEET_REPORT."""
+    """Wait until every run reached a final state (or the timeout); read each one's report."""
     deadline = time.monotonic() + timeout
     pending = list(runs)
     while pending and time.monotonic() < deadline:
@@ -63,7 +65,7 @@ def wait(api: Api, runs: list[Run], timeout: float = 300) -> list[Run]:
                 run.state = state["type"] if state else "PENDING"
             if run.state in FINAL:
                 # Logs reach the API in batches, a moment after the final state.
-                run.report = report_of(api, run.id) or report_of(api, run.id, "DASK_REPORT")
+                run.report = report_of(api, run.id, REPORTS)
                 if run.report or run.state != "COMPLETED":
                     pending.remove(run)
         if pending:
@@ -71,8 +73,9 @@ def wait(api: Api, runs: list[Run], timeout: float = 300) -> list[Run]:
     return runs
 
 
-def report_of(api: Api, run_id: str, marker: str = "FLEET_REPORT") -> dict | None:
-    """The JSON a flow run logged after `marker` (FLEET_REPORT, DASK_REPORT), or None."""
+def report_of(api: Api, run_id: str, marker: str | tuple[str, ...] = "FLEET_REPORT") -> dict | None:
+    """The JSON a flow run logged after `marker` (or any of several), or None."""
+    markers = (marker,) if isinstance(marker, str) else marker
     logs = api.call(
         "POST",
         "/logs/filter",
@@ -83,7 +86,7 @@ def report_of(api: Api, run_id: str, marker: str = "FLEET_REPORT") -> dict | Non
         },
     )
     for log in logs:
-        if log["message"].startswith(marker + " "):
+        if log["message"].startswith(tuple(m + " " for m in markers)):
             return json.loads(log["message"].split(" ", 1)[1])
     return None
 

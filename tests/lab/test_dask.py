@@ -5,7 +5,6 @@ section is tested with the rest of the status, in test_operations.)"""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
@@ -13,13 +12,13 @@ import urllib.request
 
 import pytest
 
+from lab import dask
+from lab.dask import get_json
 from lab.fleet import Api
-from lab.flowruns import report_of, start, wait
 from lab.inventory import ROOT
 from tests.lab.test_operations import playbook
 
 ENVIRONMENT = "production"
-DEPLOYMENT = f"dask-mapping-{ENVIRONMENT}-atd-data02"
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +27,7 @@ def api(lab) -> Api:
 
 
 def dashboard(lab, environment: str = ENVIRONMENT) -> str:
-    """The scheduler's HTTP endpoint of an environment's cluster, as published on the swarm host."""
-    cluster = lab.server["fleet_environments"][environment].get("dask", {})
-    return f"http://127.0.0.1:{cluster.get('dashboard_port', 8787)}"
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
+    return dask.dashboard(lab, environment)
 
 
 def service_image(service: str) -> str:
@@ -48,12 +40,10 @@ def service_image(service: str) -> str:
 
 
 def run_mapping(api: Api, parameters: dict, job_variables: dict | None = None, timeout: float = 600) -> dict:
-    run = start(api, "dask-mapping", DEPLOYMENT, ENVIRONMENT, "atd-data02", parameters, job_variables)
-    wait(api, [run], timeout=timeout)
+    run = dask.run_mapping(api, ENVIRONMENT, parameters, job_variables, timeout)
     assert run.state == "COMPLETED", f"{run.id} ended {run.state}"
-    report = report_of(api, run.id, "DASK_REPORT")
-    assert report, f"{run.id} logged no DASK_REPORT"
-    return report
+    assert run.report, f"{run.id} logged no DASK_REPORT"
+    return run.report
 
 
 def test_a_production_flow_runs_all_200_tasks_on_the_swarm(lab, api):
@@ -138,7 +128,3 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
     finally:
         playbook(lab, "playbooks/dask.yml", "--tags", "dask_swarm")
     assert service_image(worker_service) == before
-
-
-def scale(service: str, replicas: int) -> None:
-    subprocess.run(["docker", "service", "scale", "--detach", f"{service}={replicas}"], check=True, capture_output=True)

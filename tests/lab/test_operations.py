@@ -343,7 +343,7 @@ def test_a_rolling_reboot_drains_reboots_and_brings_the_host_back(lab, api, depl
 def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_down_scheduler_and_a_down_server(
     lab, tmp_path, health_sampler
 ):
-    from tests.lab.test_dask import scale
+    from lab.dask import scale
     from tests.lab.test_workers import push
 
     healthy = playbook(lab, "playbooks/status.yml", check=False)

@@ -14,11 +14,13 @@ import yaml
 from tests.conftest import ROOT
 
 
-def test_fleet_report_runs_locally(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+def run_locally(tmp_path, script: str, *args: str) -> dict:
+    """Run a flow file as a script in `tmp_path`, with no Prefect or Dask settings of this process;
+    return the JSON it prints last."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_"))}
     env["PREFECT_HOME"] = str(tmp_path)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "flows/fleet_report/report.py")],
+        [sys.executable, str(ROOT / "flows" / script), *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -27,7 +29,11 @@ def test_fleet_report_runs_locally(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_fleet_report_runs_locally(tmp_path):
+    report = run_locally(tmp_path, "fleet_report/report.py")
     assert report == {
         "host": socket.gethostname(),
         "cwd": str(tmp_path),
@@ -47,19 +53,7 @@ def test_deployment_entrypoints_exist():
 
 
 def test_dask_mapping_runs_locally_on_an_in_process_cluster(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_"))}
-    env["PREFECT_HOME"] = str(tmp_path)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "flows/dask_mapping/mapping.py"), "20"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_locally(tmp_path, "dask_mapping/mapping.py", "20")
     assert report["scheduler"] == "in-process"
     assert report["commit"] == "unknown"
     assert report["tasks"] == 20
