@@ -14,6 +14,9 @@ ANSIBLE_ENV := ANSIBLE_FORCE_COLOR=$(if $(CI),0,1) PATH="$(BIN):$$PATH"
 COLLECTION := collections/ansible_collections/prefect_fleet/prefect
 # Each role's molecule scenarios, as role/scenario.
 MOLECULE_SCENARIOS ?= $(patsubst roles/%/molecule.yml,%,$(subst /molecule/,/,$(wildcard roles/*/molecule/*/molecule.yml)))
+# Scenarios run two at a time (each a fleet of its own containers); the longest start first.
+MOLECULE_JOBS ?= 2
+MOLECULE_LONGEST := prefect_worker/default dask_swarm/default prefect_server/postgresql
 
 .PHONY: help
 help: ## List the targets
@@ -40,7 +43,8 @@ docker: host-deps ## Start the Docker engine unless one runs
 
 .PHONY: image
 image: docker ## Build (or reuse) the lab base image
-	mkdir -p .cache && lab/build-image.sh > .cache/lab-image
+	@# Written whole or not at all: scenarios and labs started side by side read it.
+	mkdir -p .cache && lab/build-image.sh > .cache/lab-image.new && mv .cache/lab-image.new .cache/lab-image
 
 .PHONY: wheelhouse
 wheelhouse: venv ## Build (or reuse) the hosts' wheelhouse
@@ -89,16 +93,22 @@ unit: venv wheelhouse ## Unit tests (no containers), the collection's among them
 	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit $(COLLECTION)/tests/unit
 
 .PHONY: molecule
-molecule: venv image wheelhouse ## Every molecule scenario of every role
-	@for s in $(MOLECULE_SCENARIOS); do \
-	  role=$${s%%/*}; scenario=$${s#*/}; echo "=== molecule $$role/$$scenario"; \
-	  ( cd roles/$$role && $(ANSIBLE_ENV) MOLECULE_IMAGE=$$(cat ../../.cache/lab-image) \
-	    PREFECT_FLEET_WHEELHOUSE=$(CURDIR)/.cache/wheelhouse/prefect-$(PREFECT_VERSION).tar \
-	    $(BIN)/molecule test -s $$scenario ) || exit 1; \
-	done
+molecule: venv image wheelhouse ## Every molecule scenario of every role, MOLECULE_JOBS (2) at a time
+	$(ANSIBLE_ENV) MOLECULE=$(BIN)/molecule MOLECULE_JOBS=$(MOLECULE_JOBS) \
+	  MOLECULE_IMAGE=$$(cat .cache/lab-image) \
+	  PREFECT_FLEET_WHEELHOUSE=$(CURDIR)/.cache/wheelhouse/prefect-$(PREFECT_VERSION).tar \
+	  tools/molecule-all.sh $(filter $(MOLECULE_SCENARIOS),$(MOLECULE_LONGEST)) \
+	  $(filter-out $(MOLECULE_LONGEST),$(MOLECULE_SCENARIOS))
 
 .PHONY: e2e
-e2e: lab ## End-to-end tests on the lab fleet (brings it up first)
+e2e: e2e-inventory e2e-lab ## Every end-to-end test: a fleet from an inventory of its own, then the lab's
+
+.PHONY: e2e-inventory
+e2e-inventory: venv image wheelhouse ## End to end on a fleet of its own (three environments, a shared label): up, routed, pruned, down
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/inventory --durations=5
+
+.PHONY: e2e-lab
+e2e-lab: lab ## End-to-end tests on the lab fleet (brings it up first)
 	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m "not long" --durations=15
 
 .PHONY: e2e-long
@@ -106,7 +116,14 @@ e2e-long: lab ## The end-to-end tests too long for CI (restarts under a run ever
 	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m long
 
 .PHONY: test
-test: lint unit molecule e2e ## The whole suite: lint, unit, molecule, end-to-end
+test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts side by side)
+	@# Two at a time, each part's output printed whole when it ends: lint beside the unit tests
+	@# (each keeps about one core busy), then the molecule scenarios beside the fleet of its own
+	@# inventory (fleets of their own, on networks of their own), then the lab's end-to-end tests
+	@# alone, as their timings and load need the machine to themselves.
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target molecule e2e-inventory
+	$(MAKE) --no-print-directory e2e-lab
 
 .PHONY: bench
 bench: venv image wheelhouse ## Converge timings: fresh, no-op, pipelining off vs on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,11 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def ansible_env() -> dict[str, str]:
-    """The environment the Makefile gives Ansible: the project's venv first on PATH, no colour."""
+    """The environment the Makefile gives Ansible: the project's venv first on PATH, no colour.
+    Without the flags of a `make` this runs under (a `make lab` started from a test is a make of
+    its own, not a job of the suite's `make -j2`)."""
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
@@ -24,3 +27,13 @@ def ansible_env() -> dict[str, str]:
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=False, **kwargs)
+
+
+def recaps(output: str) -> dict[str, dict[str, int]]:
+    """host -> counters, from every PLAY RECAP in an ansible-playbook output (later runs add up)."""
+    totals: dict[str, dict[str, int]] = {}
+    for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
+        for key, value in re.findall(r"(\w+)=(\d+)", counters):
+            totals.setdefault(host, {}).setdefault(key, 0)
+            totals[host][key] += int(value)
+    return totals

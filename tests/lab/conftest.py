@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import statistics
 import threading
 import time
@@ -18,16 +17,6 @@ from lab.fleet import Lab
 
 # A stall, not noise: an API that takes longer than this to say it is healthy is an outage.
 STALL_SECONDS = 5.0
-
-
-def recaps(output: str) -> dict[str, dict[str, int]]:
-    """host -> counters, from every PLAY RECAP in an ansible-playbook output (later runs add up)."""
-    totals: dict[str, dict[str, int]] = {}
-    for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
-        for key, value in re.findall(r"(\w+)=(\d+)", counters):
-            totals.setdefault(host, {}).setdefault(key, 0)
-            totals[host][key] += int(value)
-    return totals
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ import re
 
 import pytest
 
-from tests.conftest import ROOT, run
-from tests.lab.conftest import recaps
+from tests.conftest import ROOT, recaps, run
 
 pytestmark = pytest.mark.lab
 

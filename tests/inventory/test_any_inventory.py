@@ -1,4 +1,4 @@
-"""End to end on a second lab from an inventory of its own: three environments (a third, `qa`, on
+"""End to end on a lab fleet from an inventory of its own: three environments (a third, `qa`, on
 branch `qa`), a label shared by two hosts, the database on the server's own host. It comes up with
 `make lab INVENTORY=...` and no code change, routes every run by environment and label, and a
 converge after dropping an environment and a label stops what they ran; the next changes nothing.
@@ -14,8 +14,7 @@ import pytest
 from lab.fleet import Lab
 from lab.flowruns import start, wait
 from lab.inventory import write_lab_inventory
-from tests.conftest import run
-from tests.lab.conftest import recaps
+from tests.conftest import recaps, run
 
 pytestmark = pytest.mark.lab
 
@@ -48,9 +47,9 @@ def write(path, environments: dict, workers: dict):
 
 
 @pytest.fixture(scope="module")
-def alt(lab, tmp_path_factory):
-    """The second lab, brought up by `make lab` beside the main one (which stays as it is)."""
-    del lab
+def alt(tmp_path_factory):
+    """A lab of its own, brought up by `make lab INVENTORY=...` on a network of its own (it may
+    run beside the main lab, which it does not touch) and removed by `make lab-down`."""
     inventory = write(tmp_path_factory.mktemp("alt") / "inventory", ENVIRONMENTS, WORKERS)
     try:
         up = run(["make", "--no-print-directory", "lab", f"INVENTORY={inventory}"], timeout=2400)
