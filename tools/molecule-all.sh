@@ -11,22 +11,24 @@ molecule=${MOLECULE:-molecule}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
+# Where a scenario's output (.log) and outcome (.rc: "passed|FAILED seconds") go.
+stem() { echo "$logs/${1//\//--}"; }
+
 run_one() {
-  local s=$1 role=${1%%/*} scenario=${1#*/} started
+  local role=${1%%/*} scenario=${1#*/} out started outcome=passed
+  out=$(stem "$1")
   started=$(date +%s)
-  if (cd "roles/$role" && "$molecule" test -s "$scenario") >"$logs/${s//\//--}.log" 2>&1; then
-    echo "passed $(($(date +%s) - started))" >"$logs/${s//\//--}.rc"
-  else
-    echo "FAILED $(($(date +%s) - started))" >"$logs/${s//\//--}.rc"
-  fi
+  (cd "roles/$role" && "$molecule" test -s "$scenario") >"$out.log" 2>&1 || outcome=FAILED
+  echo "$outcome $(($(date +%s) - started))" >"$out.rc"
 }
 
 # Print a scenario's log once it has ended.
 report() {
-  local s=$1 outcome seconds
-  read -r outcome seconds <"$logs/${s//\//--}.rc"
-  echo "=== molecule $s ($outcome in ${seconds} s)"
-  cat "$logs/${s//\//--}.log"
+  local out outcome seconds
+  out=$(stem "$1")
+  read -r outcome seconds <"$out.rc"
+  echo "=== molecule $1 ($outcome in ${seconds} s)"
+  cat "$out.log"
 }
 
 pending=("$@")
@@ -42,7 +44,7 @@ while ((${#pending[@]} + ${#running[@]})); do
   wait -n || true
   still=()
   for s in "${running[@]}"; do
-    if [[ -f $logs/${s//\//--}.rc ]]; then report "$s"; printed+=("$s"); else still+=("$s"); fi
+    if [[ -f $(stem "$s").rc ]]; then report "$s"; printed+=("$s"); else still+=("$s"); fi
   done
   running=("${still[@]+"${still[@]}"}")
 done
@@ -50,7 +52,7 @@ done
 failed=0
 echo "=== molecule summary"
 for s in "${printed[@]}"; do
-  read -r outcome seconds <"$logs/${s//\//--}.rc"
+  read -r outcome seconds <"$(stem "$s").rc"
   printf '  %-28s %-7s %5d s\n' "$s" "$outcome" "$seconds"
   [[ $outcome == passed ]] || failed=1
 done
