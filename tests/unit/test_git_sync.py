@@ -157,6 +157,38 @@ def test_a_requirements_change_builds_a_new_venv_and_asks_for_a_restart(world):
     assert (world["dir"] / ".restart-worker").exists()
 
 
+def test_an_environment_with_the_same_requirements_shares_the_venv_and_builds_none(world):
+    staging = world["root"] / "staging"
+    result = sync(world, FLEET_ENV_DIR=str(staging))
+    assert result.returncode == 0, result.stderr
+    assert "venv " in result.stdout
+    assert os.readlink(staging / "venv") == os.readlink(world["dir"] / "venv")
+    assert Path(os.readlink(staging / "venv")).parent == world["root"] / "_venvs"
+
+
+def test_a_venv_another_environment_uses_is_never_dropped(world):
+    """Production moves on through several requirements; staging's venv (the oldest) stays."""
+    staging_venv = os.readlink(world["root"] / "staging" / "venv")
+    for n in range(4):  # six venvs in all
+        push(world, f"requirements {n}", requirements=f"# nothing beyond Prefect\n# change {n}\n")
+        result = sync(world)
+        assert result.returncode == 0, result.stderr
+    assert os.readlink(world["dir"] / "venv") != staging_venv
+    assert Path(staging_venv, ".complete").exists()
+    kept = sorted(p.name for p in (world["root"] / "_venvs").iterdir() if not p.name.startswith("."))
+    assert Path(os.readlink(world["dir"] / "venv")).name in kept
+    # Two environments: the four newest, and staging's if it is not among them; the rest dropped.
+    assert 4 <= len(kept) <= 5, kept
+
+
+def test_venvs_of_the_layout_before_the_store_are_dropped(world):
+    old = world["dir"] / "venvs" / "0123456789abcdef"
+    (old / "bin").mkdir(parents=True)
+    result = sync(world)
+    assert result.returncode == 0, result.stderr
+    assert not (world["dir"] / "venvs").exists()
+
+
 def test_an_unreachable_remote_keeps_the_checkout_and_fails(world):
     before = os.readlink(world["dir"] / "current")
     result = sync(world, FLEET_REPO="file:///nonexistent/flows.git")

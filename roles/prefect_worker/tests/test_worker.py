@@ -33,6 +33,16 @@ def test_checkout_is_at_its_branch_head(worker, environment):
     assert worker.file(f"/opt/prefect/{environment}/venv/bin/prefect").exists
 
 
+def test_environments_with_the_same_requirements_share_one_venv(worker):
+    """Both branches carry the same requirements: one venv in the host's store, built once."""
+    venvs = {worker.check_output(f"readlink -f /opt/prefect/{environment}/venv") for environment in ENVIRONMENTS}
+    assert len(venvs) == 1, venvs
+    assert venvs.pop().startswith("/opt/prefect/_venvs/")
+    assert worker.check_output("ls /opt/prefect/_venvs").split() == [
+        worker.check_output("basename $(readlink -f /opt/prefect/production/venv)")
+    ]
+
+
 @pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
 def test_worker_runs_healthy_as_the_service_user(worker, environment):
     unit = f"prefect-worker@{environment}.service"
