@@ -188,8 +188,22 @@ def test_a_venv_another_environment_uses_is_never_dropped(world):
 
 
 def test_venvs_of_the_layout_before_the_store_are_dropped(world):
+    """The venv the environment ran from is kept for one sync (its worker restarts off it), then
+    the old directory goes."""
     old = world["dir"] / "venvs" / "0123456789abcdef"
     (old / "bin").mkdir(parents=True)
+    stale = world["dir"] / "venvs" / "fedcba9876543210"
+    stale.mkdir()
+    store_venv = os.readlink(world["dir"] / "venv")
+    os.unlink(world["dir"] / "venv")
+    os.symlink(old, world["dir"] / "venv")
+    (world["dir"] / ".restart-worker").unlink(missing_ok=True)  # left by an earlier test
+    result = sync(world)
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(world["dir"] / "venv") == store_venv
+    assert (world["dir"] / ".restart-worker").exists()
+    assert old.exists()
+    assert not stale.exists()
     result = sync(world)
     assert result.returncode == 0, result.stderr
     assert not (world["dir"] / "venvs").exists()
