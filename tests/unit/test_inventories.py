@@ -1,5 +1,5 @@
-"""Every shipped inventory parses, has one Prefect server, derives label groups, and site.yml
-passes Ansible's syntax check against it."""
+"""Every shipped inventory parses, has its Prefect server tier (one server, or an HA tier with its
+Redis and load balancer), derives label groups, and site.yml passes Ansible's syntax check against it."""
 
 from __future__ import annotations
 
@@ -27,7 +27,13 @@ def test_the_three_inventories_exist():
 @pytest.mark.parametrize("name", INVENTORIES)
 def test_inventory_shape(name):
     inv = _inventory(name)
-    assert len(inv["prefect_server"]["hosts"]) == 1
+    servers = inv["prefect_server"]["hosts"]
+    if len(servers) > 1:
+        # An HA tier (docs/high-availability.md): one Redis host, one load balancer, one database.
+        for group in ("prefect_redis", "prefect_load_balancer", "prefect_database"):
+            assert len(inv[group]["hosts"]) == 1, f"an HA inventory needs one host in {group}"
+    else:
+        assert len(servers) == 1
     hostvars = inv["_meta"]["hostvars"]
     for host in inv["prefect_workers"]["hosts"]:
         labels = hostvars[host]["fleet_labels"]
@@ -46,10 +52,11 @@ def test_environment_groups_hold_the_worker_hosts(name):
         assert set(inv[f"env_{environment}"]["hosts"]) == workers
 
 
-def test_lab_hosts_lie_in_the_lab_subnet():
-    lab = yaml.safe_load((ROOT / "inventories/lab/group_vars/all/lab.yml").read_text())
+@pytest.mark.parametrize(("name", "settings"), [("lab", "lab.yml"), ("lab-ha", "zz_ha.yml")])
+def test_lab_hosts_lie_in_the_lab_subnet(name, settings):
+    lab = yaml.safe_load((ROOT / f"inventories/{name}/group_vars/all/{settings}").read_text())
     subnet = ipaddress.ip_network(lab["lab_subnet"])
-    hostvars = _inventory("lab")["_meta"]["hostvars"]
+    hostvars = _inventory(name)["_meta"]["hostvars"]
     addresses = [ipaddress.ip_address(v["ansible_host"]) for v in hostvars.values()]
     assert all(a in subnet for a in addresses)
     assert len(set(addresses)) == len(addresses), "two lab hosts share an address"

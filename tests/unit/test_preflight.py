@@ -23,16 +23,57 @@ def _inventory(servers: dict, **groups: dict) -> dict:
     return {"all": {"children": children}}
 
 
+# An HA tier's parts (each bad case below leaves one out or breaks one).
+PG = {"fleet_prefect_database_backend": "postgresql", "vault_prefect_redis_password": "a-long-redis-password-0123"}
+DB = {"atd-db-01": {}}
+HA_SERVERS = {"atd-prefect-01": PG, "atd-prefect-02": PG}
+HA_PARTS = {"prefect_redis": {"atd-redis-01": {}}, "prefect_load_balancer": {"atd-lb-01": {}}}
+
+
 def test_a_good_inventory_passes(tmp_path):
     rc, out = _preflight(tmp_path, _inventory({"atd-prefect-01": {}}, prefect_workers={"atd-data02": {}}))
+    assert rc == 0, out
+
+
+def test_a_good_ha_inventory_passes(tmp_path):
+    rc, out = _preflight(tmp_path, _inventory(HA_SERVERS, prefect_database=DB, **HA_PARTS))
     assert rc == 0, out
 
 
 @pytest.mark.parametrize(
     ("inventory", "message"),
     [
-        (_inventory({}), "exactly one host in group prefect_server; found 0"),
-        (_inventory({"atd-prefect-01": {}, "atd-prefect-02": {}}), "exactly one host in group prefect_server; found 2"),
+        (_inventory({}), "must put at least one host in group prefect_server"),
+        (
+            _inventory({"atd-prefect-01": {}, "atd-prefect-02": {}}, **HA_PARTS),
+            "The inventory has 2 API replicas (atd-prefect-01-4200, atd-prefect-02-4200) on SQLite",
+        ),
+        (
+            _inventory({"atd-prefect-01": {"fleet_prefect_server_ports": [4200, 4201]}}, **HA_PARTS),
+            "The inventory has 2 API replicas (atd-prefect-01-4200, atd-prefect-01-4201) on SQLite",
+        ),
+        (
+            _inventory(HA_SERVERS, prefect_database=DB, prefect_load_balancer={"atd-lb-01": {}}),
+            "which need exactly one host in group prefect_redis (Redis, for messaging, leases and the task queue); found 0",
+        ),
+        (
+            _inventory(HA_SERVERS, prefect_database=DB, prefect_redis={"atd-redis-01": {}}),
+            "which need exactly one host in group prefect_load_balancer (HAProxy, in front of the replicas); found 0",
+        ),
+        (
+            _inventory(
+                {"atd-prefect-01": {**PG, "vault_prefect_redis_password": ""}, "atd-prefect-02": PG},
+                prefect_database=DB,
+                **HA_PARTS,
+            ),
+            "An HA server tier needs vault_prefect_redis_password",
+        ),
+        (
+            _inventory(
+                {"atd-prefect-01": {**PG, "fleet_prefect_server_ports": [4200, 4200]}}, prefect_database=DB, **HA_PARTS
+            ),
+            "Two API replicas on atd-prefect-01 share a port: fleet_prefect_server_ports lists 4200 more than once",
+        ),
         (_inventory({"ATD_Prefect": {}}), "Host name 'ATD_Prefect' must be a lower-case DNS label"),
         (
             _inventory({"atd-prefect-01": {"fleet_prefect_database_backend": "postgresql"}}),
@@ -49,7 +90,12 @@ def test_a_good_inventory_passes(tmp_path):
     ],
     ids=[
         "no-server",
-        "two-servers",
+        "two-servers-on-sqlite",
+        "two-replicas-on-one-host-on-sqlite",
+        "ha-without-redis",
+        "ha-without-load-balancer",
+        "ha-without-redis-password",
+        "two-replicas-share-a-port",
         "bad-host-name",
         "postgresql-without-database-host",
         "two-database-hosts",

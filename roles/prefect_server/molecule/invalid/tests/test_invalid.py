@@ -10,6 +10,15 @@ import pytest
 from tests.molecule_checks import assert_rejected_without_change, other_messages, scenario_host
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
+# An HA replica's settings that hold; each HA case breaks one.
+HA = {
+    "prefect_server_ha": True,
+    "prefect_server_database_backend": "postgresql",
+    "prefect_server_database_host": "db",
+    "prefect_server_database_password": "x",
+    "prefect_server_redis_host": "redis",
+    "prefect_server_redis_password": "a-long-redis-password-0123",
+}
 
 CASES = {
     "port-out-of-range": ({"prefect_server_port": 70000}, "prefect_server_port must be between 1 and 65535"),
@@ -65,6 +74,36 @@ CASES = {
     "extra-index-not-a-url": (
         {"prefect_server_pip_extra_index_urls": ["mirror.internal/simple"]},
         "every entry of prefect_server_pip_extra_index_urls must be an http(s) or file URL",
+    ),
+    "ha-on-sqlite": (
+        {**HA, "prefect_server_database_backend": "sqlite"},
+        "prefect_server_ha needs prefect_server_database_backend postgresql",
+    ),
+    "ha-without-redis": ({**HA, "prefect_server_redis_host": ""}, "prefect_server_ha needs prefect_server_redis_host"),
+    "ha-without-redis-password": (
+        {**HA, "prefect_server_redis_password": ""},
+        "prefect_server_redis_password must be set when prefect_server_ha is true",
+    ),
+    "ha-redis-password-too-short": (
+        {**HA, "prefect_server_redis_password": "short"},
+        "prefect_server_redis_password must be set when prefect_server_ha is true",
+    ),
+    "two-replicas-share-a-port": (
+        {**HA, "prefect_server_api_ports": [4200, 4201, 4200]},
+        "two API replicas on prefect-server-invalid share a port: prefect_server_api_ports lists 4200 more than once",
+    ),
+    "several-replicas-without-ha": (
+        {"prefect_server_api_ports": [4200, 4201]},
+        "several API replicas need the HA setup",
+    ),
+    "no-api-port": ({**HA, "prefect_server_api_ports": []}, "prefect_server_api_ports must list at least one port"),
+    "redis-databases-collide": (
+        {**HA, "prefect_server_redis_docket_db": 0},
+        "prefect_server_redis_messaging_db and prefect_server_redis_docket_db two different databases",
+    ),
+    "unknown-load-balancer-host": (
+        {**HA, "prefect_server_load_balancer_host": "atd-lb-09"},
+        "prefect_server_load_balancer_host must name a host of the inventory, got 'atd-lb-09'",
     ),
 }
 

@@ -1,0 +1,145 @@
+"""Verify a converged haproxy role: it sends traffic only to replicas that answer their health
+check, a stopped replica costs clients no error, drains go through the admin socket, the stats
+page wants its credentials, and every bad input is rejected before any change."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.molecule_checks import assert_rejected_without_change, other_messages
+
+CONVERGE = Path(__file__).resolve().parent.parent / "molecule/default/converge.yml"
+STATS_AUTH = "stats:molecule-Stats-Pa55"
+
+
+def _address(lb) -> str:
+    return lb.check_output("hostname -I").split()[0]
+
+
+def _get(client, url: str, auth: str = "") -> tuple[int, str]:
+    user = f"-u {auth} " if auth else ""
+    out = client.check_output(f"curl -s -o /tmp/body -w '%{{http_code}}' {user}{url}; echo; cat /tmp/body")
+    code, _, body = out.partition("\n")
+    return int(code), body
+
+
+def _status(lb) -> dict[str, str]:
+    """Each replica's status in the backend, read from the admin socket."""
+    out = lb.check_output(
+        "echo 'show stat' | python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); "
+        "s.connect('/run/haproxy/admin.sock'); s.sendall(sys.stdin.buffer.read()); "
+        "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())\""
+    )
+    rows = csv.DictReader(io.StringIO(out.lstrip("# ")))
+    return {
+        r["svname"]: r["status"] for r in rows if r["pxname"] == "prefect_api" and r["svname"].startswith("replica")
+    }
+
+
+def _wait_status(lb, wanted: dict[str, str], seconds: float = 30) -> dict[str, str]:
+    deadline = time.monotonic() + seconds
+    while (status := _status(lb)) != wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return status
+
+
+def test_unit_active_and_enabled(lb):
+    service = lb.service("haproxy.service")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_configuration_is_private(lb):
+    conf = lb.file("/etc/haproxy/haproxy.cfg")
+    assert (conf.mode, conf.user, conf.group) == (0o640, "root", "haproxy")
+
+
+def test_both_replicas_serve(lb, client):
+    assert _wait_status(lb, {"replica-a": "UP", "replica-b": "UP"}) == {"replica-a": "UP", "replica-b": "UP"}
+    seen = {_get(client, f"http://{_address(lb)}:4200/api/ready")[1] for _ in range(6)}
+    assert seen == {"replica-a", "replica-b"}
+
+
+def test_a_stopped_replica_costs_no_error(lb, client):
+    url = f"http://{_address(lb)}:4200/api/ready"
+    try:
+        lb.check_output("systemctl stop replica-a.service")
+        # At once, before any health check saw it: refused connections are retried on replica-b.
+        answers = [_get(client, url) for _ in range(10)]
+        assert answers == [(200, "replica-b")] * 10
+        assert _wait_status(lb, {"replica-a": "DOWN", "replica-b": "UP"})["replica-a"] == "DOWN"
+    finally:
+        lb.check_output("systemctl start replica-a.service")
+    assert _wait_status(lb, {"replica-a": "UP", "replica-b": "UP"}) == {"replica-a": "UP", "replica-b": "UP"}
+
+
+def test_a_drained_replica_gets_no_requests(lb, client):
+    url = f"http://{_address(lb)}:4200/api/ready"
+    drain = "set server prefect_api/replica-a state drain"
+    ready = "set server prefect_api/replica-a state ready"
+    send = "python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); s.sendall(sys.argv[1].encode() + b'\\n'); s.recv(1024)\""
+    try:
+        lb.check_output(f"{send} '{drain}'")
+        assert _status(lb)["replica-a"] == "DRAIN"
+        assert {_get(client, url)[1] for _ in range(6)} == {"replica-b"}
+    finally:
+        lb.check_output(f"{send} '{ready}'")
+    assert _status(lb)["replica-a"] == "UP"
+
+
+def test_stats_page_wants_its_credentials(lb, client):
+    address = _address(lb)
+    assert _get(client, f"http://{address}:8404/stats")[0] == 401
+    code, body = _get(client, f"'http://{address}:8404/stats;csv'", auth=STATS_AUTH)
+    assert code == 200
+    assert "prefect_api,replica-a" in body
+
+
+CASES = {
+    "no-replica": ({"haproxy_backend_servers": []}, "haproxy_backend_servers must list at least one API replica"),
+    "port-out-of-range": (
+        {"haproxy_backend_servers": [{"name": "a", "address": "127.0.0.1", "port": 70000}]},
+        "must be between 1 and 65535, got 4200, 8404, 70000",
+    ),
+    "stats-on-the-frontend-port": (
+        {"haproxy_stats_port": 4200},
+        "haproxy_stats_port must differ from haproxy_frontend_port",
+    ),
+    "bad-server-name": (
+        {"haproxy_backend_servers": [{"name": "a b", "address": "127.0.0.1", "port": 8001}]},
+        "every haproxy_backend_servers[].name must be letters, digits",
+    ),
+    "duplicate-server-name": (
+        {
+            "haproxy_backend_servers": [
+                {"name": "a", "address": "127.0.0.1", "port": 8001},
+                {"name": "a", "address": "127.0.0.1", "port": 8002},
+            ]
+        },
+        "haproxy_backend_servers names must be unique; repeated: a",
+    ),
+    "two-replicas-share-a-port": (
+        {
+            "haproxy_backend_servers": [
+                {"name": "a", "address": "127.0.0.1", "port": 8001},
+                {"name": "b", "address": "127.0.0.1", "port": 8001},
+            ]
+        },
+        "two haproxy_backend_servers share an address and port: 127.0.0.1:8001",
+    ),
+    "health-path-not-a-path": ({"haproxy_health_path": "api/ready"}, "haproxy_health_path must be a path"),
+    "check-too-often": ({"haproxy_check_interval_ms": 10}, "haproxy_check_interval_ms must be at least 100"),
+    "zero-timeout": ({"haproxy_timeout_server": 0}, "haproxy_timeout_connect, _client, _server and _tunnel"),
+    "malformed-stats-auth": ({"haproxy_stats_auth": "stats-without-password"}, "haproxy_stats_auth must be empty or"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_invalid_input_fails_before_any_change(lb, case):
+    extra_vars, message = CASES[case]
+    assert_rejected_without_change(lb, CONVERGE, extra_vars, message, other_messages(CASES, case))
