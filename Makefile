@@ -115,6 +115,11 @@ e2e-lab: lab ## End-to-end tests on the lab fleet (brings it up first)
 e2e-long: lab ## The end-to-end tests too long for CI (restarts under a run every 2 s, a requirements push), about 30 min
 	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m long
 
+.PHONY: e2e-ha
+e2e-ha: venv ## The HA lab (inventories/lab-ha) under load: a replica, then its host, stopped; every replica restarted (about 15 min)
+	$(MAKE) --no-print-directory lab INVENTORY=inventories/lab-ha
+	$(ANSIBLE_ENV) LAB_INVENTORY=inventories/lab-ha $(BIN)/pytest tests/lab_ha -s --durations=5
+
 .PHONY: test
 test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts side by side)
 	@# Two at a time, each part's output printed whole when it ends: lint beside the unit tests
