@@ -116,7 +116,7 @@ e2e-long: lab ## The end-to-end tests too long for CI (restarts under a run ever
 	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m long
 
 .PHONY: e2e-ha
-e2e-ha: venv ## The HA lab (inventories/lab-ha) under load: a replica, then its host, stopped; every replica restarted (about 15 min)
+e2e-ha: venv ## The HA lab (inventories/lab-ha) under load: a replica, then its host, stopped; every replica restarted twice (about 20 min)
 	$(MAKE) --no-print-directory lab INVENTORY=inventories/lab-ha
 	$(ANSIBLE_ENV) LAB_INVENTORY=inventories/lab-ha $(BIN)/pytest tests/lab_ha -s --durations=5
 

@@ -141,7 +141,11 @@ def under_load(lab, operation) -> None:
     print(
         f"\n{len(outcomes)} runs, {len(unclean(outcomes))} not clean; {sampler.samples} health samples through the"
         f" load balancer, {len(sampler.failures)} failed, longest stretch {longest:.1f} s;"
-        f" {load.submit_errors} submission(s) retried"
+        f" {load.submit_errors} submission(s) retried; failures: "
+        + "; ".join(
+            f"{time.strftime('%H:%M:%S', time.localtime(time.time() - time.monotonic() + at))} {what}"
+            for at, what in sampler.failures[:5]
+        )
     )
     assert len(outcomes) >= 10, f"only {len(outcomes)} runs were submitted"
     assert not unclean(outcomes), unclean(outcomes)
