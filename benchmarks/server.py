@@ -1,10 +1,14 @@
-"""Server capacity: how many polling workers a Prefect server holds on SQLite and on PostgreSQL.
+"""Server capacity: how many polling workers a Prefect server tier holds on SQLite, on PostgreSQL,
+and as two API replicas behind a load balancer (Prefect's HA setup) on PostgreSQL.
 
-`make bench-server` brings up two small fleets of its own beside the lab, converged by site.yml:
-one server on SQLite (the role's default), one on PostgreSQL with its database on a second host.
-Against each, in turn and at growing sizes (interleaved: one size on one backend, then the same size
-on the other), it runs simulated process workers that make the calls a Prefect 3.8 process worker
-makes (docs/facts.md):
+`make bench-server` brings up small fleets of its own beside the lab, converged by site.yml:
+  - sqlite: one server on SQLite (the role's default);
+  - postgresql: one server on PostgreSQL, its database on a second host;
+  - postgresql-ha: two server hosts, one API replica each (the first also runs the background
+    services), behind HAProxy, on PostgreSQL and Redis, which share a third host with HAProxy.
+Against each, in turn and at growing sizes (interleaved: one size on each backend, then the next
+size), it runs simulated process workers that make the calls a Prefect 3.8 process worker makes
+(docs/facts.md):
 
   - every QUERY_SECONDS (1 s, the fleet's setting; Prefect jitters it by up to 30 %):
     POST /api/work_pools/<pool>/get_scheduled_flow_runs for its queue, scheduled before now + 1 s;
@@ -23,7 +27,7 @@ fleet each backend held with both p95 under 1 s and no error. Numbers, not verdi
 fails on a timing. The load generator runs on the same machine as the servers; read the ratios.
 
 Usage: make bench-server [BENCH_SIZES=3,10,20,30,50,100,300] [BENCH_STEP_SECONDS=30]
-                         [BENCH_CREATE_PER_SECOND=1]
+                         [BENCH_CREATE_PER_SECOND=1] [BENCH_BACKENDS=sqlite,postgresql,postgresql-ha]
 """
 
 from __future__ import annotations
@@ -67,6 +71,22 @@ BACKENDS = {
         {
             "prefect_server": {"bench-pg-01": {"ansible_host": "172.30.82.10"}},
             "prefect_database": {"bench-db-01": {"ansible_host": "172.30.82.11"}},
+        },
+        {"fleet_prefect_database_backend": "postgresql"},
+    ),
+    # Two replicas on two hosts, as inventories/lab-ha has them; the database, Redis and the load
+    # balancer share one host so that the fleet costs one container more than "postgresql".
+    "postgresql-ha": (
+        "prefect-fleet-bench-ha",
+        "172.30.83.0/24",
+        {
+            "prefect_server": {
+                "bench-ha-01": {"ansible_host": "172.30.83.10"},
+                "bench-ha-02": {"ansible_host": "172.30.83.11"},
+            },
+            "prefect_database": {"bench-ha-db-01": {"ansible_host": "172.30.83.12"}},
+            "prefect_redis": {"bench-ha-db-01": {"ansible_host": "172.30.83.12"}},
+            "prefect_load_balancer": {"bench-ha-db-01": {"ansible_host": "172.30.83.12"}},
         },
         {"fleet_prefect_database_backend": "postgresql"},
     ),
@@ -281,7 +301,7 @@ async def benchmark(servers: dict[str, Server], sizes: list[int], seconds: float
             await settle(server)
             step = await measure(server, deployments[backend], backend, size, seconds)
             print(
-                f"  {backend:<10} {size:4d} pollers: poll p95 {p95(step.polls):.3f} s, errors {step.errors}", flush=True
+                f"  {backend:<13} {size:4d} pollers: poll p95 {p95(step.polls):.3f} s, errors {step.errors}", flush=True
             )
             steps.append(step)
     for server in servers.values():
@@ -296,13 +316,13 @@ def report(steps: list[Step], seconds: float) -> None:
         f"{HEARTBEAT_SECONDS:.0f} s), {CREATE_PER_SECOND:g} flow run(s) created per second, {seconds:.0f} s per step"
     )
     print(
-        f"{'backend':<11}{'pollers':>7}   {'poll p50':>7} {'p95':>7} {'max':>7}   {'create p50':>10} {'p95':>7} {'max':>7}"
+        f"{'backend':<14}{'pollers':>7}   {'poll p50':>7} {'p95':>7} {'max':>7}   {'create p50':>10} {'p95':>7} {'max':>7}"
         f"   {'5xx':>5} {'timeout':>7}   {'created':>7} {'completed':>9}"
     )
     for s in steps:
         poll, create = summary(s.polls), summary(s.creates).split()
         print(
-            f"{s.backend:<11}{s.size:>7}   {poll}   {create[0]:>10} {create[1]:>7} {create[2]:>7}"
+            f"{s.backend:<14}{s.size:>7}   {poll}   {create[0]:>10} {create[1]:>7} {create[2]:>7}"
             f"   {s.server_errors:>5} {s.timeouts:>7}   {s.created:>7} {s.completed:>9}"
         )
     print()
@@ -319,16 +339,21 @@ def report(steps: list[Step], seconds: float) -> None:
 def main() -> None:
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "3,10,20,30,50,100,300").split(",")]
     seconds = float(os.environ.get("BENCH_STEP_SECONDS", "30"))
+    chosen = os.environ.get("BENCH_BACKENDS", ",".join(BACKENDS)).split(",")
+    unknown = sorted(set(chosen) - set(BACKENDS))
+    if unknown:
+        sys.exit(f"BENCH_BACKENDS: unknown {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
     image = (ROOT / ".cache" / "lab-image").read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
         inventories = {
             backend: write_lab_inventory(Path(tmp) / backend, network, subnet, groups, settings=settings)
             for backend, (network, subnet, groups, settings) in BACKENDS.items()
+            if backend in chosen
         }
         for inventory in inventories.values():
             finish(ansible_playbook(inventory, "lab/down.yml"), "lab/down.yml")
         try:
-            print("bringing up one server on SQLite and one on PostgreSQL (site.yml) ...", flush=True)
+            print(f"bringing up {', '.join(inventories)} (site.yml) ...", flush=True)
             for inventory in inventories.values():
                 finish(ansible_playbook(inventory, "lab/up.yml", "-e", f"lab_image={image}"), "lab/up.yml")
             converges = {b: ansible_playbook(inventory, "site.yml") for b, inventory in inventories.items()}
