@@ -20,7 +20,7 @@ MOLECULE_LONGEST := prefect_worker/default dask_swarm/default prefect_server/pos
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: host-deps
 host-deps: ## Install the controller's system packages if missing (Debian)
@@ -130,8 +130,8 @@ test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts si
 	@# (each keeps about one core busy), then the molecule scenarios beside the fleet of its own
 	@# inventory (fleets of their own, on networks of their own), then the lab's end-to-end tests
 	@# alone, as their timings and load need the machine to themselves. The lab comes up only
-	@# then: idle, its server, workers and Dask cluster would take a core's third from the
-	@# saturated phase before (measured). Each phase prints how long it took.
+	@# then: up and idle during the saturated phase before, it slowed that phase (measured, see
+	@# docs/design-notes.md). Each phase prints how long it took.
 	@started=$$(date +%s); phase() { echo "test: $$1 took $$(( $$(date +%s) - started )) s"; started=$$(date +%s); }; \
 	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit; phase "lint and unit"; \
 	$(MAKE) --no-print-directory -j2 --output-sync=target molecule e2e-inventory; phase "molecule and tests/inventory"; \
