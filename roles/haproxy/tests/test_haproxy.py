@@ -28,13 +28,18 @@ def _get(client, url: str, auth: str = "") -> tuple[int, str]:
     return int(code), body
 
 
-def _status(lb) -> dict[str, str]:
-    """Each replica's status in the backend, read from the admin socket."""
-    out = lb.check_output(
-        "echo 'show stat' | python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); "
+def _admin(lb, command: str) -> str:
+    """One command on HAProxy's admin socket; its whole answer (HAProxy closes after it)."""
+    return lb.check_output(
+        f"echo '{command}' | python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); "
         "s.connect('/run/haproxy/admin.sock'); s.sendall(sys.stdin.buffer.read()); "
         "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())\""
     )
+
+
+def _status(lb) -> dict[str, str]:
+    """Each replica's status in the backend, read from the admin socket."""
+    out = _admin(lb, "show stat")
     rows = csv.DictReader(io.StringIO(out.lstrip("# ")))
     return {
         r["svname"]: r["status"] for r in rows if r["pxname"] == "prefect_api" and r["svname"].startswith("replica")
@@ -82,13 +87,12 @@ def test_a_drained_replica_gets_no_requests(lb, client):
     url = f"http://{_address(lb)}:4200/api/ready"
     drain = "set server prefect_api/replica-a state drain"
     ready = "set server prefect_api/replica-a state ready"
-    send = "python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); s.sendall(sys.argv[1].encode() + b'\\n'); s.recv(1024)\""
     try:
-        lb.check_output(f"{send} '{drain}'")
+        _admin(lb, drain)
         assert _status(lb)["replica-a"] == "DRAIN"
         assert {_get(client, url)[1] for _ in range(6)} == {"replica-b"}
     finally:
-        lb.check_output(f"{send} '{ready}'")
+        _admin(lb, ready)
     assert _status(lb)["replica-a"] == "UP"
 
 
