@@ -51,13 +51,26 @@ wheelhouse: venv ## Build (or reuse) the hosts' wheelhouse
 	lab/build-wheelhouse.sh $(PREFECT_VERSION) $(PY) >/dev/null
 
 .PHONY: lab
-lab: venv image wheelhouse ## Bring up the lab fleet, converge site.yml, deploy and run the flows
+lab: venv image wheelhouse ## Bring up the lab fleet, converge site.yml (which registers the deployments), run the flows
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/up.yml -e lab_image=$$(cat .cache/lab-image)
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/git-remote.yml
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml
-	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) playbooks/deploy_flows.yml
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/report.yml
 	$(ANSIBLE_ENV) $(PY) -m lab.flowruns $(INVENTORY)
+
+.PHONY: sync
+sync: venv ## Sync on push: every checkout of a branch's environments now, and its deployments (ARGS='-e branch=main')
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) playbooks/sync.yml $(ARGS)
+
+.PHONY: deploy
+deploy: venv ## Register every environment's deployments from its checkout now (normally done after each sync)
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) playbooks/deploy_flows.yml
+
+.PHONY: check-flows
+check-flows: venv ## Check flows/deployments.yml as the hosts will, against INVENTORY's host labels (before a push)
+	@labels=$$($(BIN)/ansible-inventory -i $(INVENTORY) --list | $(PY) -c 'import json, sys; i = json.load(sys.stdin); \
+	  print(",".join(sorted({l for h in i.get("prefect_workers", {}).get("hosts", []) for l in i["_meta"]["hostvars"][h].get("fleet_labels", [])})))'); \
+	$(PY) roles/prefect_worker/files/prefect_fleet_deploy.py --check flows --labels "$$labels"
 
 .PHONY: status
 status: venv ## The fleet's state (units, health, ONLINE, checkouts, runs); non-zero when unhealthy

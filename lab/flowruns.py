@@ -33,9 +33,19 @@ class Run:
     report: dict | None = None
 
 
+def flow_name(entrypoint: str) -> str:
+    """The flow's name, read from its @flow decorator as Prefect (and the fleet's registrar) reads it."""
+    from prefect.flows import load_flow_arguments_from_entrypoint
+
+    path, function = entrypoint.split(":")
+    return load_flow_arguments_from_entrypoint(f"{ROOT / 'flows' / path}:{function}", arguments={"name"})["name"]
+
+
 def targets(environments: dict) -> list[tuple[dict, str, str]]:
-    """(deployment spec, environment, label) for every deployment the deploy playbook registers."""
+    """(deployment spec, environment, label) for every deployment an environment registers from a
+    branch at this checkout's flows/deployments.yml (each spec gets its `flow`: the flow's name)."""
     spec = yaml.safe_load((ROOT / "flows" / "deployments.yml").read_text())["deployments"]
+    spec = [dict(d, flow=flow_name(d["entrypoint"])) for d in spec]
     return [(d, env, label) for d in spec for env in environments for label in d["labels"]]
 
 

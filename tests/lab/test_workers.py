@@ -50,6 +50,7 @@ def push(lab, tmp_path, branch: str, message: str, force: bool = False, files: d
         # A nonce: the same message pushed twice (a test run again on one lab) is still a change.
         (repo / "flows" / "PUSHED.md").write_text(f"{message}\n{time.time_ns()}\n")
     for path, text in (files or {}).items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
         with (repo / path).open("a") as handle:
             handle.write(text)
     subprocess.run([*git, "-C", str(repo), "add", "-A"], check=True)

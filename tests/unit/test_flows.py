@@ -1,5 +1,5 @@
 """The example flows run on their own, with no server and no cluster (Prefect starts a temporary
-local API for the run), and flows/deployments.yml names entrypoints that exist."""
+local API for the run)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-
-import yaml
 
 from tests.conftest import ROOT
 
@@ -46,14 +44,6 @@ def test_fleet_report_runs_locally(tmp_path):
         "note": "local run",
         "python": sys.executable,
     }
-
-
-def test_deployment_entrypoints_exist():
-    spec = yaml.safe_load((ROOT / "flows/deployments.yml").read_text())["deployments"]
-    assert spec
-    for deployment in spec:
-        path, function = deployment["entrypoint"].split(":")
-        assert f"def {function}(" in (ROOT / "flows" / path).read_text(), deployment["entrypoint"]
 
 
 def test_dask_mapping_runs_locally_on_an_in_process_cluster(tmp_path):

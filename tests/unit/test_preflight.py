@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
 
@@ -106,37 +104,3 @@ def test_a_bad_inventory_is_rejected(tmp_path, inventory, message):
     rc, out = _preflight(tmp_path, inventory)
     assert rc != 0
     assert message in out
-
-
-def test_deploy_flows_names_each_broken_rule_of_a_deployment_and_nothing_else(tmp_path):
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        yaml.safe_dump(
-            _inventory({"atd-prefect-01": {}}, prefect_workers={"atd-data02": {"fleet_labels": ["atd-data02"]}})
-        )
-    )
-    spec = {
-        "deployments": [
-            {"name": "Bad_Name", "flow": "fleet-report", "entrypoint": "report.py", "labels": ["nowhere"]},
-            {"name": "good", "flow": "fleet-report", "entrypoint": "a/b.py:f", "labels": ["atd-data02"]},
-        ]
-    }
-    (tmp_path / "spec.json").write_text(json.dumps({"_spec": spec}))
-    result = run(
-        [
-            str(VENV_BIN / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            "playbooks/deploy_flows.yml",
-            "-e",
-            f"@{tmp_path}/spec.json",
-        ]
-    )
-    out = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode != 0
-    prefix = "flows/deployments.yml, deployment 'Bad_Name': "
-    assert prefix + "name must be lower-case letters" in out
-    assert prefix + "entrypoint must read path/file.py:function, got 'report.py'" in out
-    assert prefix + "labels nowhere are carried by no worker host (hosts carry: atd-data02)" in out
-    assert prefix + "flow must" not in out
-    assert "deployment 'good':" not in out

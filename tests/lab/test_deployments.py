@@ -1,0 +1,260 @@
+"""End to end on the lab: each environment registers the deployments of its own branch by itself.
+
+A flow pushed to `main` becomes a staging deployment with no controller command, and runs on the
+host its label names, from the staging checkout of that commit; production has no such deployment
+until the change reaches the `production` branch; removed from `main`, its staging deployment
+goes. A wrong spec arriving by push changes nothing and is named in the sync's log, in the fleet
+status and by playbooks/deploy_flows.yml. playbooks/sync.yml moves every checkout and registers
+the deployments before it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+import urllib.error
+
+import pytest
+
+from lab.flowruns import start, wait
+from tests.conftest import recaps
+from tests.lab.test_operations import playbook
+from tests.lab.test_workers import checkout_head, push, workers
+
+pytestmark = pytest.mark.lab
+
+GIT = ["git", "-c", "user.name=fleet-tests", "-c", "user.email=tests@prefect-fleet.invalid"]
+LABEL = "atd-data03"
+FLOW = '''"""A flow pushed by tests/lab/test_deployments.py."""
+
+import json
+import os
+import socket
+import subprocess
+
+from prefect import flow, get_run_logger
+
+
+@flow(name="{flow}")
+def pushed(note: str = "") -> dict:
+    commit = subprocess.run(
+        ["git", "-c", "safe.directory=*", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    report = {{"host": socket.gethostname(), "cwd": os.getcwd(), "commit": commit, "note": note}}
+    get_run_logger().info("FLEET_REPORT %s", json.dumps(report))
+    return report
+'''
+
+
+@pytest.fixture(scope="module")
+def api(lab):
+    return lab.api
+
+
+def deployer(lab) -> str:
+    """The host that registers every environment's deployments: the first worker host (group_vars)."""
+    return workers(lab)[0]
+
+
+def deployment(api, flow: str, name: str) -> dict | None:
+    try:
+        return api.call("GET", f"/deployments/name/{flow}/{name}")
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        value = predicate()
+        if value:
+            return value, time.monotonic() - started
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+def git(repo, *args: str, env=None) -> str:
+    return subprocess.run(
+        [*GIT, "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def clone(lab, tmp_path, branch: str):
+    repo = tmp_path / f"clone-{branch}-{time.monotonic_ns()}"
+    subprocess.run(
+        ["git", "clone", "-q", "--branch", branch, lab.server["fleet_flows_repo"], str(repo)],
+        env=lab.git_env(),
+        check=True,
+    )
+    return repo
+
+
+def cherry_pick(lab, tmp_path, commit: str, source: str, target: str) -> str:
+    """The change of `commit` (on `source`) merged into `target`, as a PR of that one change is."""
+    repo = clone(lab, tmp_path, target)
+    git(repo, "fetch", "-q", "origin", source, env=lab.git_env())
+    git(repo, "cherry-pick", commit)
+    git(repo, "push", "-q", "origin", target, env=lab.git_env())
+    return git(repo, "rev-parse", "HEAD")
+
+
+def remove(lab, tmp_path, branch: str, name: str, path: str | None = None) -> str:
+    """Drop deployment `name` (the last entry of the spec, as the tests append it) and its file."""
+    repo = clone(lab, tmp_path, branch)
+    spec = repo / "flows" / "deployments.yml"
+    text = spec.read_text()
+    spec.write_text(text[: text.index(f"  - name: {name}\n")])
+    if path:
+        git(repo, "rm", "-q", path)
+    git(repo, "commit", "-q", "-am", f"Remove {name}")
+    git(repo, "push", "-q", "origin", branch, env=lab.git_env())
+    return git(repo, "rev-parse", "HEAD")
+
+
+def deploy_state(lab, environment: str) -> dict:
+    out = lab.ssh(deployer(lab), f"cat /opt/prefect/{environment}/deploy-state.json", check=False).stdout
+    return json.loads(out) if out.strip() else {}
+
+
+def test_a_flow_pushed_to_main_is_staging_only_until_it_reaches_production_and_goes_when_removed(lab, api, tmp_path):
+    nonce = secrets.token_hex(3)
+    name, flow, path = f"pushed-{nonce}", f"pushed-flow-{nonce}", f"flows/pushed/pushed_{nonce}.py"
+    entry = f"  - name: {name}\n    entrypoint: pushed/pushed_{nonce}.py:pushed\n    labels: [{LABEL}]\n"
+    staging, production = f"{name}-staging-{LABEL}", f"{name}-production-{LABEL}"
+    bound = 3 * int(lab.server["prefect_worker_sync_interval"]) + 60  # an outage, far above any sync
+
+    on_main = push(
+        lab, tmp_path, "main", f"Add {flow}", files={path: FLOW.format(flow=flow), "flows/deployments.yml": entry}
+    )
+    found, seconds = wait_for(
+        lambda: (d := deployment(api, flow, staging)) and d["version"] == on_main and d,
+        bound,
+        f"staging deployment {staging} at {on_main[:12]}",
+    )
+    print(f"push to main -> staging deployment registered in {seconds:.1f} s, by the sync alone")
+    assert (found["work_pool_name"], found["work_queue_name"]) == ("staging", LABEL)
+    assert deployment(api, flow, production) is None, "main's new flow must not be a production deployment"
+    # Its run: on the label's host, from the staging checkout of the pushed commit.
+    (ran,) = wait(api, [start(api, flow, staging, "staging", LABEL, {"note": "from main"})], timeout=180)
+    assert ran.state == "COMPLETED", ran
+    assert (ran.report["host"], ran.report["commit"]) == (LABEL, on_main)
+    assert ran.report["cwd"].startswith(f"/opt/prefect/staging/trees/{on_main}-")
+    # The other staging deployments were registered from the same commit; production's were not.
+    others = {d["name"]: d["version"] for d in api.call("POST", "/deployments/filter", {"limit": 200})}
+    assert others["fleet-report-staging-atd-data02"] == on_main
+    assert others["fleet-report-production-atd-data02"] != on_main
+    assert deploy_state(lab, "staging")["created"] == [staging]
+
+    # Merged into production: a production deployment, from production's own commit.
+    on_production = cherry_pick(lab, tmp_path, on_main, "main", "production")
+    wait_for(
+        lambda: (d := deployment(api, flow, production)) and d["version"] == on_production,
+        bound,
+        f"production deployment {production} at {on_production[:12]}",
+    )
+    (ran,) = wait(api, [start(api, flow, production, "production", LABEL)], timeout=180)
+    assert ran.state == "COMPLETED", ran
+    assert (ran.report["host"], ran.report["commit"]) == (LABEL, on_production)
+
+    # Removed from main: its staging deployment goes; production's stays until production drops it.
+    removed = remove(lab, tmp_path, "main", name, path)
+    wait_for(lambda: deployment(api, flow, staging) is None, bound, f"{staging} removed after {removed[:12]}")
+    assert deploy_state(lab, "staging")["removed"] == [staging]
+    assert deployment(api, flow, production) is not None
+    remove(lab, tmp_path, "production", name, path)
+    wait_for(lambda: deployment(api, flow, production) is None, bound, f"{production} removed")
+
+
+def test_a_wrong_spec_pushed_changes_nothing_and_is_named_in_the_sync_log_the_status_and_deploy_flows(
+    lab, api, tmp_path
+):
+    host = deployer(lab)
+    before = {
+        d["name"]: (d["version"], d["entrypoint"], d["paused"], d["parameters"])
+        for d in api.call("POST", "/deployments/filter", {"limit": 200})
+    }
+    bad = (
+        "  - name: broken\n    entrypoint: nowhere/gone.py:main\n    labels: [atd-data09]\n    colour: red\n"
+        "    schedules:\n      - cron: '61 * * * *'\n"
+    )
+    commit = push(lab, tmp_path, "main", "A wrong spec", files={"flows/deployments.yml": bad})
+    try:
+        state, _ = wait_for(
+            lambda: (s := deploy_state(lab, "staging")).get("commit") == commit and s,
+            3 * int(lab.server["prefect_worker_sync_interval"]) + 60,
+            "the registration of the wrong spec",
+        )
+        assert (state["ok"], state["kind"]) == (False, "spec")
+        errors = " | ".join(state["errors"])
+        for message in (
+            "deployment 'broken': unknown field 'colour'",
+            "entrypoint 'nowhere/gone.py:main': flows/nowhere/gone.py does not exist in this commit",
+            "labels atd-data09 are carried by no worker host",
+            "schedule #1: cron '61 * * * *': Invalid cron string",
+        ):
+            assert message in errors, errors
+        # Nothing changed in the API.
+        after = {
+            d["name"]: (d["version"], d["entrypoint"], d["paused"], d["parameters"])
+            for d in api.call("POST", "/deployments/filter", {"limit": 200})
+        }
+        assert after == before
+        # Named in the sync's log...
+        journal = lab.ssh(host, "journalctl -q -o cat -u prefect-git-sync@staging.service -n 40").stdout
+        assert f"deployments of {commit[:12]}: not registered, the spec is wrong:" in journal
+        assert "unknown field 'colour'" in journal
+        # ...in the fleet's status...
+        status = playbook(lab, "playbooks/status.yml", check=False)
+        assert status.returncode != 0
+        flat = " ".join(status.stdout.split())
+        assert f"{host}/staging: deployments of {commit[:12]} not registered, the spec is wrong:" in flat
+        # ...and by the forced registration, which changes nothing either.
+        forced = playbook(lab, "playbooks/deploy_flows.yml", check=False)
+        assert forced.returncode != 0
+        flat = " ".join(forced.stdout.split())
+        assert f"staging: the deployments of commit {commit} were not registered (the spec is wrong)" in flat
+        assert "labels atd-data09 are carried by no worker host" in flat
+        after = {
+            d["name"]: (d["version"], d["entrypoint"], d["paused"], d["parameters"])
+            for d in api.call("POST", "/deployments/filter", {"limit": 200})
+        }
+        assert after == before
+    finally:
+        fixed = remove(lab, tmp_path, "main", "broken")
+    state, _ = wait_for(
+        lambda: (s := deploy_state(lab, "staging")).get("commit") == fixed and s,
+        3 * int(lab.server["prefect_worker_sync_interval"]) + 60,
+        "the registration of the fixed spec",
+    )
+    assert state["ok"], state
+
+
+def test_the_sync_playbook_moves_every_checkout_and_registers_before_it_returns(lab, api, tmp_path):
+    hosts = workers(lab)
+    for host in hosts:  # the timer off: only the playbook can move the checkouts
+        lab.ssh(host, "systemctl stop prefect-git-sync@staging.timer")
+    try:
+        commit = push(lab, tmp_path, "main", "Synced by the playbook")
+        started = time.monotonic()
+        synced = playbook(lab, "playbooks/sync.yml", "-e", "branch=main", check=False)
+        took = time.monotonic() - started
+        assert synced.returncode == 0, synced.stdout[-3000:]
+        assert {host: checkout_head(lab, host, "staging") for host in hosts} == dict.fromkeys(hosts, commit)
+        assert deployment(api, "fleet-report", "fleet-report-staging-atd-data02")["version"] == commit
+        print(
+            f"playbooks/sync.yml: {len(hosts)} checkouts and the staging deployments at the new commit in {took:.1f} s"
+        )
+        # Nothing new to sync: the same playbook changes nothing.
+        again = playbook(lab, "playbooks/sync.yml", "-e", "branch=main")
+        assert {host: counters["changed"] for host, counters in recaps(again.stdout).items()} == dict.fromkeys(hosts, 0)
+        # What it was asked to sync must exist.
+        wrong = playbook(lab, "playbooks/sync.yml", "-e", "branch=nope", check=False)
+        assert wrong.returncode != 0
+        assert "follows branch nope (branches: production, main" in " ".join(wrong.stdout.split())
+    finally:
+        for host in hosts:
+            lab.ssh(host, "systemctl start prefect-git-sync@staging.timer")
