@@ -164,6 +164,10 @@ bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers propagation 10
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.workers startcost 10
 
+.PHONY: bench-sync
+bench-sync: venv ## On the lab (make lab first): push -> every checkout and -> deployments, sync playbook vs timer alone
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.sync 5 $(INVENTORY)
+
 .PHONY: bench-dask
 bench-dask: venv ## On the lab (make lab first): 1,000 tiny tasks swarm vs in-process, 200 x 0.2 s on one worker vs all
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.dask 2

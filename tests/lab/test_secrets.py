@@ -1,10 +1,14 @@
 """No secret of the lab leaks: after a converge that migrates the database, no host has one in its
 journal, in a process's command line, or in any world-readable file, and the converge's own output
-shows none. The secrets reach the hosts' search on stdin, never on a command line."""
+shows none. The flows' secrets (Secret blocks from the vault) are in no file at all, whatever its
+mode, and a flow that reads one leaves it in no log line and no API answer about its deployment
+or run. The secrets reach the hosts' search on stdin, never on a command line."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets as random
 import shlex
 from pathlib import Path
 
@@ -14,14 +18,17 @@ from tests.conftest import run
 
 pytestmark = pytest.mark.lab
 
-# Runs on each host, as root: reads the secrets (JSON) on stdin, prints where each one was found.
+# Runs on each host, as root: reads {"secrets": {name: value}, "anywhere": [name, ...]} (JSON) on
+# stdin, prints where each one was found. The secrets of "anywhere" may be in no file whatever its
+# mode (outside installed packages); the others in no world-readable one.
 SEARCH = r"""
 import json, os, stat, subprocess, sys
-secrets = json.load(sys.stdin)
+given = json.load(sys.stdin)
+secrets, anywhere = given["secrets"], set(given["anywhere"])
 found = []
-def scan(where, text):
+def scan(where, text, names=None):
     for name, value in secrets.items():
-        if value in text:
+        if (names is None or name in names) and value in text:
             found.append(f"{name} in {where}")
 journal = subprocess.run(["journalctl", "--no-pager", "--output", "verbose"], capture_output=True, text=True, errors="replace")
 scan("the journal", journal.stdout)
@@ -34,21 +41,29 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
 files = 0
 for top in ("/etc", "/opt", "/srv", "/var", "/home", "/root", "/tmp", "/run", "/usr/local"):
     for root, dirs, names in os.walk(top):
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))
+                   and d not in ("_venvs", "venvs", "site-packages", "proc")]
         for name in names:
             path = os.path.join(root, name)
             try:
                 st = os.lstat(path)
-                if not stat.S_ISREG(st.st_mode) or not st.st_mode & stat.S_IROTH:
+                readable = st.st_mode & stat.S_IROTH
+                if not stat.S_ISREG(st.st_mode) or not (readable or anywhere) or st.st_size > 64 << 20:
                     continue
                 with open(path, "rb") as f:
                     data = f.read()
             except OSError:
                 continue
             files += 1
-            scan(path, data.decode(errors="replace"))
+            scan(path, data.decode(errors="replace"), None if readable else anywhere)
 print(json.dumps({"found": found, "files": files, "journal_lines": journal.stdout.count("\n")}))
 """
+
+
+def flow_secrets(lab) -> dict[str, str]:
+    """The flows' secrets of the lab's vault: environment -> the value of its lab-token."""
+    state = Path(lab.server["lab_state_dir"]) / "secrets"
+    return {env: (state / f"flow-{env}-lab-token").read_text().strip() for env in lab.server["fleet_environments"]}
 
 
 def lab_secrets(lab) -> dict[str, str]:
@@ -60,6 +75,15 @@ def lab_secrets(lab) -> dict[str, str]:
         "the database password": (state / "secrets" / "database").read_text().strip(),
         # The body of the private deploy key: its longest line is unique to it.
         "the git deploy key": max(key_lines, key=len),
+    } | in_no_file(lab)
+
+
+def in_no_file(lab) -> dict[str, str]:
+    """Secrets that no host holds in any file, whatever its mode: the flows' Secret blocks and the
+    notification's webhook token live in the Prefect database only (encrypted there)."""
+    state = Path(lab.server["lab_state_dir"]) / "secrets"
+    return {f"the {env} flows' lab-token (in no file)": value for env, value in flow_secrets(lab).items()} | {
+        "the webhook token (in no file)": (state / "webhook-token").read_text().strip()
     }
 
 
@@ -86,7 +110,8 @@ def test_no_secret_in_journals_command_lines_or_world_readable_files(lab):
         assert value not in converge.stdout + converge.stderr, f"{name} is in the converge's output"
 
     for host in lab.hosts:
-        result = lab.ssh(host, "python3 -c " + shlex.quote(SEARCH), input=json.dumps(secrets), timeout=600)
+        given = {"secrets": secrets, "anywhere": [name for name in secrets if "(in no file)" in name]}
+        result = lab.ssh(host, "python3 -c " + shlex.quote(SEARCH), input=json.dumps(given), timeout=600)
         report = json.loads(result.stdout)
         assert report["files"] > 1000, f"{host}: the search saw too few files: {report}"
         assert report["journal_lines"] > 100, f"{host}: the search saw too little journal: {report}"
@@ -117,3 +142,67 @@ def test_no_secret_in_the_dask_services_logs(lab):
         assert text, f"{service} logged nothing"
         for name, value in secrets.items():
             assert value not in text, f"{name} is in the logs of {service}"
+
+
+READER = '''"""Reads its environment's lab-token, as a flow reads a secret; reports only its digest."""
+
+import hashlib
+import json
+
+from fleet_secrets import block_name, secret
+from prefect import flow, get_run_logger
+
+
+@flow(name="{flow}")
+def read_secret() -> dict:
+    value = secret("lab-token")
+    report = {{"block": block_name("lab-token"), "sha256": hashlib.sha256(value.encode()).hexdigest()}}
+    get_run_logger().info("FLEET_REPORT %s", json.dumps(report))
+    return report
+'''
+
+
+def test_a_flow_reads_its_environments_secret_block_and_the_value_is_in_no_log_or_api_answer(lab, tmp_path):
+    from lab.flowruns import start, wait
+    from tests.lab.test_deployments import remove, wait_for
+    from tests.lab.test_workers import push
+
+    api = lab.api
+    value = flow_secrets(lab)["staging"]
+    nonce = random.token_hex(3)
+    name, flow, path = f"secret-{nonce}", f"read-secret-{nonce}", f"flows/pushed/secret_{nonce}.py"
+    entry = f"  - name: {name}\n    entrypoint: pushed/secret_{nonce}.py:read_secret\n    labels: [atd-data04]\n"
+    commit = push(
+        lab, tmp_path, "main", f"Add {flow}", files={path: READER.format(flow=flow), "flows/deployments.yml": entry}
+    )
+    deployment_name = f"{name}-staging-atd-data04"
+    try:
+        deployment, _ = wait_for(
+            lambda: _deployment(api, flow, deployment_name, commit),
+            3 * int(lab.server["prefect_worker_sync_interval"]) + 60,
+            f"{deployment_name} at {commit[:12]}",
+        )
+        (ran,) = wait(api, [start(api, flow, deployment_name, "staging", "atd-data04")], timeout=180)
+        assert ran.state == "COMPLETED", ran
+        assert ran.report == {"block": "staging-lab-token", "sha256": hashlib.sha256(value.encode()).hexdigest()}
+        answers = {
+            "the deployment": api.call("GET", f"/deployments/{deployment['id']}"),
+            "the flow run": api.call("GET", f"/flow_runs/{ran.id}"),
+            "the flow run's logs": api.call("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [ran.id]}}}),
+            "the task runs": api.call("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [ran.id]}}}),
+            "the block, as the UI reads it": api.call(
+                "GET", "/block_types/slug/secret/block_documents/name/staging-lab-token"
+            ),
+        }
+        assert answers["the flow run's logs"], "the run logged nothing"
+        for what, answer in answers.items():
+            assert value not in json.dumps(answer), f"the secret is in {what}"
+    finally:
+        remove(lab, tmp_path, "main", name, path)
+
+
+def _deployment(api, flow: str, name: str, version: str):
+    from tests.lab.test_deployments import deployment
+
+    found = deployment(api, flow, name)
+    return found if found and found["version"] == version else None

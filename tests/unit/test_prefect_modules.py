@@ -298,3 +298,131 @@ def test_deployment_errors_are_clear(api, tmp_path, args, message):
     )
     assert rc != 0
     assert message in result["msg"]
+
+
+SECRET = "s3cret-value-that-must-not-leak-4711"
+
+
+def test_secret_block_lifecycle_never_shows_the_value(api, tmp_path):
+    args = {"api_url": api, "auth_string": AUTH, "name": "staging-unit-token", "value": SECRET}
+    checked = expect(tmp_path, "prefect_fleet.prefect.secret_block", args, True, "--check", "--diff")
+    with pytest.raises(urllib.error.HTTPError):
+        get(api, "/block_types/slug/secret/block_documents/name/staging-unit-token")
+    created = expect(tmp_path, "prefect_fleet.prefect.secret_block", args, True, "--diff")
+    stored = get(api, "/block_types/slug/secret/block_documents/name/staging-unit-token?include_secrets=true")
+    assert stored["data"] == {"value": SECRET}
+    # Without include_secrets, the API itself hides it.
+    assert SECRET not in json.dumps(get(api, "/block_types/slug/secret/block_documents/name/staging-unit-token"))
+    unchanged = expect(tmp_path, "prefect_fleet.prefect.secret_block", args, False)
+    changed = expect(tmp_path, "prefect_fleet.prefect.secret_block", {**args, "value": SECRET + "-2"}, True)
+    again = get(api, "/block_types/slug/secret/block_documents/name/staging-unit-token?include_secrets=true")
+    assert (again["id"], again["data"]) == (stored["id"], {"value": SECRET + "-2"})
+    for result in (checked, created, unchanged, changed):
+        assert SECRET not in json.dumps(result), result
+    expect(tmp_path, "prefect_fleet.prefect.secret_block", {**args, "state": "absent"}, True)
+    expect(tmp_path, "prefect_fleet.prefect.secret_block", {**args, "state": "absent"}, False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"name": "Staging_Token"}, "the Secret block name 'Staging_Token' is not valid"),
+        ({"value": None}, "state is present but all of the following are missing: value"),
+        ({"api_key": "pnu_x"}, "auth_string (a self-hosted server's basic auth) and api_key (Prefect Cloud) exclude"),
+    ],
+    ids=["bad-name", "no-value", "two-credentials"],
+)
+def test_secret_block_errors_are_clear(api, tmp_path, args, message):
+    base = {"api_url": api, "auth_string": AUTH, "name": "staging-unit-token", "value": SECRET}
+    rc, result = module(
+        tmp_path, "prefect_fleet.prefect.secret_block", {k: v for k, v in {**base, **args}.items() if v is not None}
+    )
+    assert rc != 0
+    assert message in result["msg"]
+    assert SECRET not in json.dumps(result)
+
+
+def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(api, process_template, tmp_path):
+    """roles/prefect_worker/files/prefect_fleet_deploy.py against the real API: create, nothing to
+    do the second time, a changed schedule replaced, a dropped entry deleted (or paused), and a
+    deployment made by hand in the same pool left alone."""
+    from tests.unit.test_deploy_spec import FLOW, deploy
+
+    expect(
+        tmp_path,
+        "prefect_fleet.prefect.work_pool",
+        {"api_url": api, "auth_string": AUTH, "name": "regis", "base_job_template": process_template},
+        True,
+    )
+    flows = tmp_path / "flows"
+    (flows / "hello").mkdir(parents=True)
+    (flows / "hello" / "hello.py").write_text(FLOW)
+    entry = {"name": "hello", "entrypoint": "hello/hello.py:hello", "labels": ["atd-data02", "etl"]}
+    other = {
+        "name": "other",
+        "entrypoint": "hello/hello.py:hello",
+        "labels": ["etl"],
+        "schedules": [{"cron": "0 6 * * *"}],
+    }
+    labels = ["atd-data02", "etl"]
+
+    def apply(*entries, version="c1", removal="delete"):
+        desired = deploy.plan({"deployments": list(entries)}, flows, "regis", labels, False, version=version)
+        client = deploy.Api()
+        try:
+            return deploy.apply(client, desired, "regis", removal)
+        finally:
+            client.close()
+
+    def names():
+        found = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    api + "/deployments/filter",
+                    data=json.dumps({"work_pools": {"name": {"any_": ["regis"]}}}).encode(),
+                    headers={
+                        "Authorization": "Basic " + b64encode(AUTH.encode()).decode(),
+                        "Content-Type": "application/json",
+                    },
+                ),
+                timeout=10,
+            ).read()
+        )
+        return {d["name"]: d for d in found}
+
+    env = {"PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": AUTH, "PREFECT_HOME": str(tmp_path / "home")}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        # One made by hand in the same pool, without the fleet's tag.
+        by_hand = deploy.plan({"deployments": [dict(entry, name="manual")]}, flows, "regis", labels, False)[0]
+        by_hand["tags"] = ["regis"]
+        client = deploy.Api()
+        flow_id = client.call("POST", "/flows/", {"name": "hello-flow"})["id"]
+        client.call(
+            "POST", "/deployments/", {**{k: v for k, v in by_hand.items() if k != "flow_name"}, "flow_id": flow_id}
+        )
+        client.close()
+
+        assert apply(entry, other)["created"] == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
+        second = apply(entry, other)
+        assert second["unchanged"] == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
+        assert not second["created"]
+        assert not second["updated"]
+        assert not second["removed"]
+        current = names()
+        assert current["other-regis-etl"]["schedules"][0]["schedule"]["cron"] == "0 6 * * *"
+        assert current["other-regis-etl"]["schedules"][0]["active"] is False
+        assert current["hello-regis-etl"]["version"] == "c1"
+
+        moved = apply(entry, dict(other, schedules=[{"cron": "0 7 * * *", "active": True}]), version="c2")
+        assert sorted(moved["updated"]) == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
+        schedules = names()["other-regis-etl"]["schedules"]
+        assert [(s["schedule"]["cron"], s["active"]) for s in schedules] == [("0 7 * * *", True)]
+
+        paused = apply(entry, version="c3", removal="pause")
+        assert paused["paused"] == ["other-regis-etl"]
+        assert names()["other-regis-etl"]["paused"] is True
+        dropped = apply(dict(entry, labels=["etl"]), version="c3")
+        assert dropped["removed"] == ["hello-regis-atd-data02", "other-regis-etl"]
+        assert set(names()) == {"hello-regis-etl", "manual-regis-atd-data02"}, "the one made by hand stays"

@@ -84,6 +84,36 @@ CASES = {
         {"prefect_worker_tmp_max_age": "ten days"},
         "prefect_worker_tmp_max_age must be a systemd-tmpfiles age such as 10d or 12h, got 'ten days'",
     ),
+    "deploy-environment-not-run": (
+        {"prefect_worker_deploy_environments": ["qa"]},
+        "names environments it does not run: qa (it runs: production, staging)",
+    ),
+    "deployments-spec-outside-the-flows": (
+        {"prefect_worker_deployments_spec": "../secrets.yml"},
+        "prefect_worker_deployments_spec must be a .yml file's path inside the flows directory, got '../secrets.yml'",
+    ),
+    "schedules-active-not-a-bool": (
+        {
+            "prefect_worker_environments": {
+                **TWO_ENVS,
+                "staging": {"branch": "main", "healthcheck_port": 8082, "schedules_active": "sometimes"},
+            }
+        },
+        "schedules_active must be true or false, in: staging",
+    ),
+    "secret-name-not-a-block-name": (
+        {"prefect_worker_secret_blocks": {"staging": {"Warehouse_Password": "x"}}},
+        "secret names must be valid Prefect block names (lower-case letters, digits and dashes); these are not:"
+        " Warehouse_Password",
+    ),
+    "secrets-of-an-unknown-environment": (
+        {"prefect_worker_secret_blocks": {"qa": {"token": "x"}}},
+        "prefect_worker_secret_blocks must map environments to {name: value}; these are not environments: qa",
+    ),
+    "removal-not-a-choice": (
+        {"prefect_worker_deployments_removal": "archive"},
+        "value of prefect_worker_deployments_removal must be one of: delete, pause, got: archive",
+    ),
     "version-without-constraints": ({"prefect_worker_version": "3.0.99"}, "has no constraints file pinning"),
 }
 
