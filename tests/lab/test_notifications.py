@@ -55,17 +55,18 @@ def receiver(lab):
         lab.ssh(host, f"systemctl stop lab-webhook-receiver; rm -f {out}", check=False)
 
 
-def test_a_failed_production_run_calls_the_webhook_and_a_staging_one_does_not(lab, receiver):
+def test_a_failed_production_run_calls_the_webhook_and_a_failed_staging_one_does_not(lab, receiver):
     api = lab.api
     token = (Path(lab.server["lab_state_dir"]) / "secrets" / "webhook-token").read_text().strip()
-    # A run whose process cannot start crashes: the job's command overridden by a failing one.
-    crash = {"command": "/bin/false"}
+    # A run that fails: the example flow sleeps `seconds`, and a negative time raises (after the
+    # flow's one retry, the run is Failed). A crash would do too, but a run whose process cannot
+    # start is scheduled again by the fleet's retry automation, again and again.
     runs = [
-        start(api, "fleet-report", f"fleet-report-{env}-atd-data02", env, "atd-data02", job_variables=crash)
+        start(api, "fleet-report", f"fleet-report-{env}-atd-data02", env, "atd-data02", {"seconds": -1})
         for env in ("production", "staging")
     ]
     wait(api, runs, timeout=180)
-    assert [run.state for run in runs] == ["CRASHED", "CRASHED"], runs
+    assert [run.state for run in runs] == ["FAILED", "FAILED"], runs
     production, staging = runs
     deadline = time.monotonic() + 60  # an automation fires within seconds; a minute is an outage
     calls: list[dict] = []
@@ -79,8 +80,8 @@ def test_a_failed_production_run_calls_the_webhook_and_a_staging_one_does_not(la
     assert call["path"] == "/prefect"
     assert call["token"] == token, "the token header from the vault reached the receiver"
     body = json.loads(call["body"])
-    assert (body["flow_run_id"], body["state"], body["environments"]) == (production.id, "Crashed", ["production"])
+    assert (body["flow_run_id"], body["state"], body["environments"]) == (production.id, "Failed", ["production"])
     assert body["automation"] == "fleet: notify lab-receiver"
-    # The staging run crashed at the same time: give its notification, were there one, time too.
+    # The staging run failed at the same time: give its notification, were there one, time too.
     time.sleep(10)
     assert not [c for c in receiver() if staging.id in c["body"]], "a staging run must not notify"

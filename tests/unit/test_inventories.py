@@ -136,3 +136,40 @@ def test_no_swarm_no_dask_address(tmp_path):
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump({"all": {"children": {"prefect_server": {"hosts": {"atd-prefect-01": {}}}}}}))
     assert resolve(path, ["fleet_dask_scheduler_addresses"])["fleet_dask_scheduler_addresses"] == {}
+
+
+def test_a_prefect_cloud_inventory_points_every_client_at_the_workspace_with_its_key(tmp_path):
+    """No prefect_server group, a workspace URL and a key: the workers' API URL is the workspace,
+    their credential the key (a bearer token), and no basic auth is left over."""
+    from lab.inventory import resolve
+
+    url = "https://api.prefect.cloud/api/accounts/0f0e4e6a-46f7-4d6b-9a0e-2f1d6b7c8a90/workspaces/5b3c2d1e-0a9f-4e8d-b7c6-a5f4e3d2c1b0"
+    inventory = {
+        "all": {
+            "vars": {
+                "fleet_prefect_cloud_workspace_url": url + "/",
+                "vault_prefect_cloud_api_key": "pnu_example",
+                "vault_prefect_server_auth_string": "admin:left-over",
+            },
+            "children": {"prefect_workers": {"hosts": {"atd-data02": {"fleet_labels": ["atd-data02"]}}}},
+        }
+    }
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    names = ["fleet_prefect_cloud", "fleet_prefect_api_url", "fleet_prefect_api_key", "fleet_prefect_api_auth_string"]
+    assert resolve(path, names) == {
+        "fleet_prefect_cloud": True,
+        "fleet_prefect_api_url": url,
+        "fleet_prefect_api_key": "pnu_example",
+        "fleet_prefect_api_auth_string": "",
+    }
+    # The same inventory with a server instead: the server's URL and its basic auth, no key.
+    inventory["all"]["vars"].pop("fleet_prefect_cloud_workspace_url")
+    inventory["all"]["children"]["prefect_server"] = {"hosts": {"atd-prefect-01": {"ansible_host": "10.0.0.2"}}}
+    path.write_text(yaml.safe_dump(inventory))
+    assert resolve(path, names) == {
+        "fleet_prefect_cloud": False,
+        "fleet_prefect_api_url": "http://10.0.0.2:4200/api",
+        "fleet_prefect_api_key": "",
+        "fleet_prefect_api_auth_string": "admin:left-over",
+    }

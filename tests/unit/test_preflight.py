@@ -28,6 +28,26 @@ HA_SERVERS = {"atd-prefect-01": PG, "atd-prefect-02": PG}
 HA_PARTS = {"prefect_redis": {"atd-redis-01": {}}, "prefect_load_balancer": {"atd-lb-01": {}}}
 
 
+CLOUD_URL = (
+    "https://api.prefect.cloud/api/accounts/0f0e4e6a-46f7-4d6b-9a0e-2f1d6b7c8a90"
+    "/workspaces/5b3c2d1e-0a9f-4e8d-b7c6-a5f4e3d2c1b0"
+)
+
+
+def _cloud(url: str, key: str = "pnu_example0123456789", servers: dict | None = None) -> dict:
+    """Workers on Prefect Cloud: no prefect_server group (unless given), a workspace URL and a key."""
+    inventory = _inventory(servers or {}, prefect_workers={"atd-data02": {"fleet_labels": ["atd-data02"]}})
+    if not servers:
+        del inventory["all"]["children"]["prefect_server"]
+    inventory["all"]["vars"] = {"fleet_prefect_cloud_workspace_url": url, "vault_prefect_cloud_api_key": key}
+    return inventory
+
+
+def test_a_prefect_cloud_inventory_passes(tmp_path):
+    rc, out = _preflight(tmp_path, _cloud(CLOUD_URL))
+    assert rc == 0, out
+
+
 def test_a_good_inventory_passes(tmp_path):
     rc, out = _preflight(tmp_path, _inventory({"atd-prefect-01": {}}, prefect_workers={"atd-data02": {}}))
     assert rc == 0, out
@@ -41,7 +61,17 @@ def test_a_good_ha_inventory_passes(tmp_path):
 @pytest.mark.parametrize(
     ("inventory", "message"),
     [
-        (_inventory({}), "must put at least one host in group prefect_server"),
+        (_inventory({}), "must put at least one host in group prefect_server (one for a single server, several"),
+        (
+            _cloud(CLOUD_URL, servers={"atd-prefect-01": {}}),
+            "The inventory has hosts in prefect_server and a Prefect Cloud workspace",
+        ),
+        (
+            _cloud("https://api.prefect.cloud/api/accounts/abc/workspaces/def"),
+            "fleet_prefect_cloud_workspace_url must be a workspace's API URL",
+        ),
+        (_cloud("https://app.prefect.cloud/account/x"), "got 'https://app.prefect.cloud/account/x'"),
+        (_cloud(CLOUD_URL, key=""), "and vault_prefect_cloud_api_key must hold the API key"),
         (
             _inventory({"atd-prefect-01": {}, "atd-prefect-02": {}}, **HA_PARTS),
             "The inventory has 2 API replicas (atd-prefect-01-4200, atd-prefect-02-4200) on SQLite",
@@ -88,6 +118,10 @@ def test_a_good_ha_inventory_passes(tmp_path):
     ],
     ids=[
         "no-server",
+        "server-and-cloud",
+        "cloud-url-ids-not-uuids",
+        "cloud-url-of-the-ui",
+        "cloud-without-key",
         "two-servers-on-sqlite",
         "two-replicas-on-one-host-on-sqlite",
         "ha-without-redis",

@@ -1,0 +1,150 @@
+"""The worker tier on "Prefect Cloud" (a stand-in, tests/cloud_standin.py): workers, pools,
+automations, Secret blocks, deployments and a flow run all go through the workspace URL, every
+request with the API key as a bearer token (or, on websockets, in Prefect's auth message), none
+with anything else; and the key is in no file but the 0600 settings, no command line, no journal."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+
+import pytest
+
+ENVIRONMENTS = {"production": 8081, "staging": 8082}
+# Runs on the worker host, as root: calls the workspace URL with the key read from the worker's
+# own settings file, so that the key is never on a command line. argv: method, path, JSON body.
+CALL = r"""
+import json, sys, urllib.request
+settings = dict(line.split("=", 1) for line in open("/etc/prefect-worker/production.env").read().splitlines()
+                if "=" in line and not line.startswith("#"))
+url, key = (settings[k].strip('"') for k in ("PREFECT_API_URL", "PREFECT_API_KEY"))
+method, path, body = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None
+request = urllib.request.Request(url + path, method=method, data=body.encode() if body else None,
+                                 headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+print(urllib.request.urlopen(request, timeout=20).read().decode() or "null")
+"""
+
+
+def call(worker, method: str, path: str, body: dict | None = None):
+    args = [method, path] + ([json.dumps(body)] if body is not None else [])
+    out = worker.check_output("python3 -c " + shlex.quote(CALL) + " " + " ".join(shlex.quote(a) for a in args))
+    return json.loads(out)
+
+
+def requests(standin) -> list[dict]:
+    return [json.loads(line) for line in standin.file("/opt/cloud-standin/requests.jsonl").content_string.splitlines()]
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_workers_run_healthy_and_online_in_the_workspace(worker, environment):
+    assert worker.service(f"prefect-worker@{environment}").is_running
+    health = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{ENVIRONMENTS[environment]}/health').read().decode())"
+    assert worker.check_output("python3 -c " + shlex.quote(health)) == "true"
+    pool = call(worker, "POST", f"/work_pools/{environment}/workers/filter", {})
+    assert any(w["status"] == "ONLINE" for w in pool), pool
+
+
+def test_the_settings_file_holds_the_key_and_no_basic_auth(worker):
+    settings = worker.file("/etc/prefect-worker/production.env")
+    assert (settings.user, settings.mode) == ("prefect", 0o600)
+    assert 'PREFECT_API_KEY="pnu_' in settings.content_string
+    assert "PREFECT_API_AUTH_STRING" not in settings.content_string
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_each_environment_registered_its_deployment_through_the_workspace(worker, environment):
+    state = json.loads(worker.file(f"/opt/prefect/{environment}/deploy-state.json").content_string)
+    assert state["ok"], state
+    deployment = call(worker, "GET", f"/deployments/name/cloud-hello/hello-{environment}-cloud-a")
+    assert (deployment["work_pool_name"], deployment["version"]) == (environment, state["commit"])
+
+
+def test_a_flow_run_completes_through_the_workspace(worker):
+    deployment = call(worker, "GET", "/deployments/name/cloud-hello/hello-production-cloud-a")
+    run = call(worker, "POST", f"/deployments/{deployment['id']}/create_flow_run", {"parameters": {"who": "molecule"}})
+    deadline = time.monotonic() + 180
+    state = None
+    while time.monotonic() < deadline:
+        state = call(worker, "GET", f"/flow_runs/{run['id']}")["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(2)
+    assert state == "COMPLETED"
+
+
+def test_the_secret_block_and_the_automations_were_made_through_the_workspace(worker):
+    block = call(worker, "GET", "/block_types/slug/secret/block_documents/name/production-cloud-token")
+    assert block["name"] == "production-cloud-token"
+    names = {a["name"] for a in call(worker, "POST", "/automations/filter", {})}
+    assert "fleet: crash zombie flow runs" in names
+
+
+def test_every_request_carried_the_key_and_nothing_else(standin):
+    seen = requests(standin)
+    wrong = [r for r in seen if r["verdict"] != "ok"]
+    assert not wrong, wrong[:5]
+    paths = {
+        (r["method"], r["path"].split("/workspaces/", 1)[1].split("/", 1)[1], r["websocket"], r["auth"]) for r in seen
+    }
+    # The Ansible modules (pools, automations, blocks), the registrar and the workers all came.
+    assert any(p[1].startswith("work_pools/") and p[3] == "header" for p in paths), "the work_pool module"
+    assert any(p[1] == "automations/" and p[0] == "POST" for p in paths), "the automations module"
+    assert any(p[1] == "block_documents/" and p[0] == "POST" for p in paths), "the secret_block module"
+    assert any(p[1] == "deployments/" and p[0] == "POST" for p in paths), "the registrar"
+    assert any(p[1] == "events/in" and p[2] and p[3] == "header" for p in paths), "events, key in the header"
+    assert any(p[1].endswith("/workers/connect") and p[3] == "message" for p in paths), "the worker channel"
+
+
+# Runs on the worker host: the workspace URL without a key, with basic auth, with a wrong key;
+# prints each status.
+REFUSED = r"""
+import urllib.error, urllib.request
+text = open("/etc/prefect-worker/production.env").read()
+url = text.split('PREFECT_API_URL="', 1)[1].split('"', 1)[0] + "/work_pools/filter"
+for header in ({}, {"Authorization": "Basic YWRtaW46eA=="}, {"Authorization": "Bearer pnu_wrong"}):
+    try:
+        print(urllib.request.urlopen(urllib.request.Request(url, data=b"{}", headers=header), timeout=10).status)
+    except urllib.error.HTTPError as error:
+        print(error.code)
+"""
+
+
+def test_the_standin_refuses_a_request_without_the_key_or_with_basic_auth(worker, standin):
+    assert worker.check_output("python3 -c " + shlex.quote(REFUSED)).split() == ["401", "401", "401"]
+    refused = [r["verdict"] for r in requests(standin) if r["verdict"] != "ok"]
+    assert refused == ["missing", "basic", "wrong-key"]
+
+
+# Runs on the worker host, as root: reads the key from the settings file (never from a command
+# line: Ansible logs a module's arguments to the journal) and prints where else it is.
+SCAN = r"""
+import glob, json, os, subprocess
+text = open("/etc/prefect-worker/production.env").read()
+key = text.split('PREFECT_API_KEY="', 1)[1].split('"', 1)[0]
+journal = subprocess.run(["journalctl", "--no-pager", "-o", "verbose"], capture_output=True, text=True, errors="replace")
+found = ["the journal"] if key in journal.stdout else []
+for path in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        if key.encode() in open(path, "rb").read():
+            found.append(path)
+    except OSError:
+        pass
+for top in ("/etc", "/opt", "/var/lib", "/var/log", "/tmp", "/run", "/home", "/root", "/srv"):
+    for root, dirs, names in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in ("_venvs", "site-packages")]
+        for name in names:
+            path = os.path.join(root, name)
+            if path.startswith("/etc/prefect-worker/") and path.endswith(".env"):
+                continue
+            try:
+                if os.path.isfile(path) and not os.path.islink(path) and key.encode() in open(path, "rb").read():
+                    found.append(path)
+            except OSError:
+                pass
+print(json.dumps(found))
+"""
+
+
+def test_the_key_is_in_no_other_file_command_line_or_journal(worker):
+    assert json.loads(worker.check_output("python3 -c " + shlex.quote(SCAN))) == []
