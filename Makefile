@@ -16,7 +16,7 @@ COLLECTION := collections/ansible_collections/prefect_fleet/prefect
 MOLECULE_SCENARIOS ?= $(patsubst roles/%/molecule.yml,%,$(subst /molecule/,/,$(wildcard roles/*/molecule/*/molecule.yml)))
 # Scenarios run two at a time (each a fleet of its own containers); the longest start first.
 MOLECULE_JOBS ?= 2
-MOLECULE_LONGEST := prefect_worker/default dask_swarm/default prefect_server/postgresql
+MOLECULE_LONGEST := prefect_worker/default dask_swarm/default prefect_server/postgresql prefect_worker/cloud
 
 .PHONY: help
 help: ## List the targets

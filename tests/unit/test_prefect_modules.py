@@ -343,10 +343,11 @@ def test_secret_block_errors_are_clear(api, tmp_path, args, message):
 
 
 def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(api, process_template, tmp_path):
-    """roles/prefect_worker/files/prefect_fleet_deploy.py against the real API: create, nothing to
-    do the second time, a changed schedule replaced, a dropped entry deleted (or paused), and a
-    deployment made by hand in the same pool left alone."""
-    from tests.unit.test_deploy_spec import FLOW, deploy
+    """roles/prefect_worker/files/prefect_fleet_deploy.py as the prefect-deploy@ unit runs it (its own
+    process, a checkout's layout, its settings file), against the real API: create, nothing to do
+    the second time, a changed schedule replaced, a dropped entry paused or deleted, a deployment
+    made by hand in the same pool left alone, and a wrong spec changing nothing."""
+    from tests.unit.test_deploy_spec import FLOW
 
     expect(
         tmp_path,
@@ -354,9 +355,8 @@ def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(
         {"api_url": api, "auth_string": AUTH, "name": "regis", "base_job_template": process_template},
         True,
     )
-    flows = tmp_path / "flows"
-    (flows / "hello").mkdir(parents=True)
-    (flows / "hello" / "hello.py").write_text(FLOW)
+    state_dir = tmp_path / "regis"
+    settings = tmp_path / "regis.deploy.json"
     entry = {"name": "hello", "entrypoint": "hello/hello.py:hello", "labels": ["atd-data02", "etl"]}
     other = {
         "name": "other",
@@ -364,65 +364,101 @@ def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(
         "labels": ["etl"],
         "schedules": [{"cron": "0 6 * * *"}],
     }
-    labels = ["atd-data02", "etl"]
 
-    def apply(*entries, version="c1", removal="delete"):
-        desired = deploy.plan({"deployments": list(entries)}, flows, "regis", labels, False, version=version)
-        client = deploy.Api()
-        try:
-            return deploy.apply(client, desired, "regis", removal)
-        finally:
-            client.close()
-
-    def names():
-        found = json.loads(
-            urllib.request.urlopen(
-                urllib.request.Request(
-                    api + "/deployments/filter",
-                    data=json.dumps({"work_pools": {"name": {"any_": ["regis"]}}}).encode(),
-                    headers={
-                        "Authorization": "Basic " + b64encode(AUTH.encode()).decode(),
-                        "Content-Type": "application/json",
-                    },
-                ),
-                timeout=10,
-            ).read()
+    def register(commit: str, *entries, removal: str = "delete") -> tuple[int, dict]:
+        """Check out `entries` as commit `commit` (a tree as the git sync makes it) and register."""
+        tree = state_dir / "trees" / f"{commit}-1"
+        (tree / "flows" / "hello").mkdir(parents=True, exist_ok=True)
+        (tree / "flows" / "hello" / "hello.py").write_text(FLOW)
+        (tree / "flows" / "deployments.yml").write_text(json.dumps({"deployments": list(entries)}))
+        (state_dir / "current").unlink(missing_ok=True)
+        (state_dir / "current").symlink_to(tree)
+        config = {
+            "environment": "regis",
+            "state_dir": str(state_dir),
+            "flows_dir": "flows",
+            "spec": "deployments.yml",
+            "known_labels": ["atd-data02", "etl"],
+            "schedules_active": False,
+            "removal": removal,
+        }
+        settings.write_text(json.dumps(config))
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": api,
+            "PREFECT_API_AUTH_STRING": AUTH,
+            "PREFECT_HOME": str(tmp_path / "home"),
+        }
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "roles/prefect_worker/files/prefect_fleet_deploy.py"),
+                "--config",
+                str(settings),
+                "regis",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
-        return {d["name"]: d for d in found}
+        assert AUTH not in proc.stdout + proc.stderr
+        return proc.returncode, json.loads((state_dir / "deploy-state.json").read_text())
 
-    env = {"PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": AUTH, "PREFECT_HOME": str(tmp_path / "home")}
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        # One made by hand in the same pool, without the fleet's tag.
-        by_hand = deploy.plan({"deployments": [dict(entry, name="manual")]}, flows, "regis", labels, False)[0]
-        by_hand["tags"] = ["regis"]
-        client = deploy.Api()
-        flow_id = client.call("POST", "/flows/", {"name": "hello-flow"})["id"]
-        client.call(
-            "POST", "/deployments/", {**{k: v for k, v in by_hand.items() if k != "flow_name"}, "flow_id": flow_id}
+    def names() -> dict:
+        request = urllib.request.Request(
+            api + "/deployments/filter",
+            data=json.dumps({"work_pools": {"name": {"any_": ["regis"]}}}).encode(),
+            headers={"Authorization": "Basic " + b64encode(AUTH.encode()).decode(), "Content-Type": "application/json"},
         )
-        client.close()
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return {d["name"]: d for d in json.loads(response.read())}
 
-        assert apply(entry, other)["created"] == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
-        second = apply(entry, other)
-        assert second["unchanged"] == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
-        assert not second["created"]
-        assert not second["updated"]
-        assert not second["removed"]
-        current = names()
-        assert current["other-regis-etl"]["schedules"][0]["schedule"]["cron"] == "0 6 * * *"
-        assert current["other-regis-etl"]["schedules"][0]["active"] is False
-        assert current["hello-regis-etl"]["version"] == "c1"
+    def post(path: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            api + path,
+            data=json.dumps(body).encode(),
+            headers={"Authorization": "Basic " + b64encode(AUTH.encode()).decode(), "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
-        moved = apply(entry, dict(other, schedules=[{"cron": "0 7 * * *", "active": True}]), version="c2")
-        assert sorted(moved["updated"]) == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
-        schedules = names()["other-regis-etl"]["schedules"]
-        assert [(s["schedule"]["cron"], s["active"]) for s in schedules] == [("0 7 * * *", True)]
+    # One made by hand in the same pool, without the fleet's tag.
+    flow_id = post("/flows/", {"name": "hello-flow"})["id"]
+    post("/deployments/", {"name": "manual", "flow_id": flow_id, "work_pool_name": "regis", "entrypoint": "x.py:f"})
 
-        paused = apply(entry, version="c3", removal="pause")
-        assert paused["paused"] == ["other-regis-etl"]
-        assert names()["other-regis-etl"]["paused"] is True
-        dropped = apply(dict(entry, labels=["etl"]), version="c3")
-        assert dropped["removed"] == ["hello-regis-atd-data02", "other-regis-etl"]
-        assert set(names()) == {"hello-regis-etl", "manual-regis-atd-data02"}, "the one made by hand stays"
+    rc, state = register("c1", entry, other)
+    assert (rc, state["ok"]) == (0, True), state
+    assert state["created"] == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
+    assert (state_dir / ".deployed-commit").read_text().strip() == "c1"
+    rc, state = register("c1", entry, other)
+    assert state["unchanged"] == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
+    assert state["created"] + state["updated"] + state["removed"] == []
+    current = names()
+    assert [(s["schedule"]["cron"], s["active"]) for s in current["other-regis-etl"]["schedules"]] == [
+        ("0 6 * * *", False)
+    ]
+    assert current["hello-regis-etl"]["version"] == "c1"
+    assert current["hello-regis-etl"]["path"] == str(state_dir / "current" / "flows")
+
+    rc, state = register("c2", entry, dict(other, schedules=[{"cron": "0 7 * * *", "active": True}]))
+    assert sorted(state["updated"]) == ["hello-regis-atd-data02", "hello-regis-etl", "other-regis-etl"]
+    schedules = names()["other-regis-etl"]["schedules"]
+    assert [(s["schedule"]["cron"], s["active"]) for s in schedules] == [("0 7 * * *", True)]
+
+    rc, state = register("c3", entry, removal="pause")
+    assert state["paused"] == ["other-regis-etl"]
+    assert names()["other-regis-etl"]["paused"] is True
+
+    # A wrong spec: exit 1, every problem in the state, nothing changed, the commit not tried again.
+    before = {name: d["version"] for name, d in names().items()}
+    rc, state = register("c4", entry, dict(other, labels=["nowhere"]), {"name": "x"})
+    assert (rc, state["ok"], state["kind"]) == (1, False, "spec")
+    assert len(state["errors"]) == 3, state["errors"]  # the label of one, the labels and entrypoint of the other
+    assert {name: d["version"] for name, d in names().items()} == before
+    assert (state_dir / ".deployed-commit").read_text().strip() == "c4"
+
+    rc, state = register("c5", dict(entry, labels=["etl"]))
+    assert state["removed"] == ["hello-regis-atd-data02", "other-regis-etl"]
+    assert set(names()) == {"hello-regis-etl", "manual"}, "the one made by hand stays"

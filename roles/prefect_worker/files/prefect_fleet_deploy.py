@@ -490,6 +490,8 @@ def run(config: dict) -> int:
                 _log(environment, commit, problem, sys.stderr)
             _log(environment, commit, "nothing registered: the spec has the errors above", sys.stderr)
             _write_state(state_dir, dict(state, ok=False, kind="spec", errors=error.problems, finished=time.time()))
+            # Final for this commit: the next commit is tried, not this one again at every sync.
+            (state_dir / ".deployed-commit").write_text(commit + "\n")
             return EXIT_SPEC
         api = None
         try:
@@ -507,7 +509,7 @@ def run(config: dict) -> int:
         )
         _log(environment, commit, f"{summary or 'no change'} ({len(outcome['unchanged'])} unchanged)")
         _write_state(state_dir, dict(state, ok=True, errors=[], finished=time.time(), **outcome))
-        # Read by the sync's hook: this commit is done (a spec error is final for its commit too).
+        # Read by the sync's hook: this commit is done.
         (state_dir / ".deployed-commit").write_text(commit + "\n")
         return 0
 

@@ -40,7 +40,7 @@ def requests(standin) -> list[dict]:
 def test_workers_run_healthy_and_online_in_the_workspace(worker, environment):
     assert worker.service(f"prefect-worker@{environment}").is_running
     health = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{ENVIRONMENTS[environment]}/health').read().decode())"
-    assert worker.check_output("python3 -c " + shlex.quote(health)) == "true"
+    assert json.loads(worker.check_output("python3 -c " + shlex.quote(health))) == {"message": "OK"}
     pool = call(worker, "POST", f"/work_pools/{environment}/workers/filter", {})
     assert any(w["status"] == "ONLINE" for w in pool), pool
 
