@@ -21,7 +21,7 @@ import pytest
 from lab.flowruns import start, wait
 from tests.conftest import recaps
 from tests.lab.test_operations import playbook
-from tests.lab.test_workers import checkout_head, push, workers
+from tests.lab.test_workers import checkout_head, push, wait_for_checkouts, workers
 
 pytestmark = pytest.mark.lab
 
@@ -120,6 +120,16 @@ def deploy_state(lab, environment: str) -> dict:
     return json.loads(out) if out.strip() else {}
 
 
+def settle(lab, environment: str, commit: str) -> None:
+    """Wait until every checkout of `environment` is at `commit` and its deployments are registered
+    from it: a test that pushed leaves the lab as the next test expects it (checkouts at the heads)."""
+    bound = 3 * int(lab.server["prefect_worker_sync_interval"]) + 60
+    wait_for_checkouts(lab, environment, commit, timeout=bound)
+    wait_for(
+        lambda: deploy_state(lab, environment).get("commit") == commit, bound, f"{environment} registered {commit[:12]}"
+    )
+
+
 def test_a_flow_pushed_to_main_is_staging_only_until_it_reaches_production_and_goes_when_removed(lab, api, tmp_path):
     nonce = secrets.token_hex(3)
     name, flow, path = f"pushed-{nonce}", f"pushed-flow-{nonce}", f"flows/pushed/pushed_{nonce}.py"
@@ -165,8 +175,10 @@ def test_a_flow_pushed_to_main_is_staging_only_until_it_reaches_production_and_g
     wait_for(lambda: deployment(api, flow, staging) is None, bound, f"{staging} removed after {removed[:12]}")
     assert deploy_state(lab, "staging")["removed"] == [staging]
     assert deployment(api, flow, production) is not None
-    remove(lab, tmp_path, "production", name, path)
+    dropped = remove(lab, tmp_path, "production", name, path)
     wait_for(lambda: deployment(api, flow, production) is None, bound, f"{production} removed")
+    settle(lab, "staging", removed)
+    settle(lab, "production", dropped)
 
 
 def test_a_wrong_spec_pushed_changes_nothing_and_is_named_in_the_sync_log_the_status_and_deploy_flows(
@@ -225,12 +237,8 @@ def test_a_wrong_spec_pushed_changes_nothing_and_is_named_in_the_sync_log_the_st
         assert after == before
     finally:
         fixed = remove(lab, tmp_path, "main", "broken")
-    state, _ = wait_for(
-        lambda: (s := deploy_state(lab, "staging")).get("commit") == fixed and s,
-        3 * int(lab.server["prefect_worker_sync_interval"]) + 60,
-        "the registration of the fixed spec",
-    )
-    assert state["ok"], state
+    settle(lab, "staging", fixed)
+    assert deploy_state(lab, "staging")["ok"]
 
 
 def test_the_sync_playbook_moves_every_checkout_and_registers_before_it_returns(lab, api, tmp_path):

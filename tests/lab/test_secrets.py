@@ -164,7 +164,7 @@ def read_secret() -> dict:
 
 def test_a_flow_reads_its_environments_secret_block_and_the_value_is_in_no_log_or_api_answer(lab, tmp_path):
     from lab.flowruns import start, wait
-    from tests.lab.test_deployments import remove, wait_for
+    from tests.lab.test_deployments import remove, settle, wait_for
     from tests.lab.test_workers import push
 
     api = lab.api
@@ -198,7 +198,7 @@ def test_a_flow_reads_its_environments_secret_block_and_the_value_is_in_no_log_o
         for what, answer in answers.items():
             assert value not in json.dumps(answer), f"the secret is in {what}"
     finally:
-        remove(lab, tmp_path, "main", name, path)
+        settle(lab, "staging", remove(lab, tmp_path, "main", name, path))
 
 
 def _deployment(api, flow: str, name: str, version: str):

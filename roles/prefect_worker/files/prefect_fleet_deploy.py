@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 MANAGED_TAG = "prefect-fleet"
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -401,7 +402,7 @@ def managed_deployments(api: Api, environment: str) -> list[dict]:
 def apply(api: Api, desired: list[dict], environment: str, removal: str = "delete") -> dict[str, list[str]]:
     """Make the environment's managed deployments `desired`; return what changed, by name."""
     outcome: dict[str, list[str]] = {"created": [], "updated": [], "removed": [], "paused": [], "unchanged": []}
-    if api.call("GET", f"/work_pools/{environment}", ok_missing=True) is None:
+    if api.call("GET", f"/work_pools/{quote(environment, safe='')}", ok_missing=True) is None:
         raise ApiError(f"work pool {environment} does not exist: converge the workers first")
     existing = {d["name"]: d for d in managed_deployments(api, environment)}
     flow_ids: dict[str, str] = {}
@@ -411,7 +412,8 @@ def apply(api: Api, desired: list[dict], environment: str, removal: str = "delet
             flow_id = flow_ids[want["flow_name"]] = api.call("POST", "/flows/", {"name": want["flow_name"]})["id"]
         current = existing.pop(want["name"], None)
         if current is None:  # not ours yet: one of that name made by hand is taken over
-            current = api.call("GET", f"/deployments/name/{want['flow_name']}/{want['name']}", ok_missing=True)
+            path = f"/deployments/name/{quote(want['flow_name'], safe='')}/{quote(want['name'], safe='')}"
+            current = api.call("GET", path, ok_missing=True)
         if current is not None and current["flow_id"] != flow_id:
             api.call("DELETE", f"/deployments/{current['id']}")
             current = None

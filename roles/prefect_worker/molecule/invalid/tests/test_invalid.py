@@ -110,6 +110,21 @@ CASES = {
         {"prefect_worker_secret_blocks": {"qa": {"token": "x"}}},
         "prefect_worker_secret_blocks must map environments to {name: value}; these are not environments: qa",
     ),
+    "notification-without-url": (
+        {"prefect_worker_notifications": [{"name": "ops"}]},
+        "each needs a name (lower-case letters, digits, dashes) and, unless its state is absent, an http(s) url;"
+        " these do not: ops",
+    ),
+    "notification-of-an-unknown-state": (
+        {"prefect_worker_notifications": [{"name": "ops", "url": "https://hooks.invalid/x", "states": ["Exploded"]}]},
+        "states must be among Completed, Failed, Crashed, Cancelled, TimedOut and environments among production,"
+        " staging; not: Exploded",
+    ),
+    "cloud-key-with-a-server-url": (
+        {"prefect_worker_api_key": "pnu_molecule"},
+        "prefect_worker_api_key (Prefect Cloud) excludes prefect_worker_api_auth_string, has no whitespace or quotes,"
+        " and needs prefect_worker_api_url to be a workspace URL",
+    ),
     "removal-not-a-choice": (
         {"prefect_worker_deployments_removal": "archive"},
         "value of prefect_worker_deployments_removal must be one of: delete, pause, got: archive",
