@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import time
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 
 from ansible.module_utils.urls import open_url
 
+# Prefect's own rule for block names (raise_on_name_alphanumeric_dashes_only).
+BLOCK_NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
 # Statuses Prefect's client retries too; RETRIES attempts more, backing off from 0.5 s to 8 s.
 TRANSIENT = (429, 502, 503)
 RETRIES = 5
@@ -156,6 +159,11 @@ def ensure_block_document(module, api, block_type_slug, name, data, state):
     """Make the block document `name` of type `block_type_slug` hold `data` (or not exist), and exit
     the module. The current data is read with its secrets to compare them; neither the result nor
     the diff ever holds the data (the modules' data options are no_log as well)."""
+    if not BLOCK_NAME_PATTERN.match(name):
+        module.fail_json(
+            msg=f"the {block_type_slug.capitalize()} block name {name!r} is not valid: "
+            "lower-case letters, digits and dashes only"
+        )
     block_type = api.get_or_none("/block_types/slug/" + path_segment(block_type_slug))
     if block_type is None:
         module.fail_json(msg=f"the Prefect API has no {block_type_slug!r} block type (is it a Prefect 3 server?)")

@@ -51,8 +51,6 @@ block:
   type: dict
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
@@ -61,9 +59,6 @@ from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
     PrefectAPIError,
     ensure_block_document,
 )
-
-# Prefect's own rule for block names (prefect.utilities.names / raise_on_name_alphanumeric_dashes_only).
-NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
 
 
 def main():
@@ -78,12 +73,10 @@ def main():
         supports_check_mode=True,
         required_if=[("state", "present", ("value",))],
     )
-    name = module.params["name"]
-    if not NAME_PATTERN.match(name):
-        module.fail_json(msg=f"the Secret block name {name!r} is not valid: lower-case letters, digits and dashes only")
+    params = module.params
     api = PrefectAPI(module)
     try:
-        ensure_block_document(module, api, "secret", name, {"value": module.params["value"]}, module.params["state"])
+        ensure_block_document(module, api, "secret", params["name"], {"value": params["value"]}, params["state"])
     except PrefectAPIError as error:
         module.fail_json(msg=str(error))
 

@@ -79,8 +79,6 @@ from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
     ensure_block_document,
 )
 
-NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
-
 
 def main():
     argument_spec = dict(
@@ -97,10 +95,6 @@ def main():
         argument_spec=argument_spec, supports_check_mode=True, required_if=[("state", "present", ("url",))]
     )
     params = module.params
-    if not NAME_PATTERN.match(params["name"]):
-        module.fail_json(
-            msg=f"the Webhook block name {params['name']!r} is not valid: lower-case letters, digits and dashes only"
-        )
     if params["url"] is not None and not re.match(r"^https?://[^/\s]+", params["url"]):
         module.fail_json(msg="url must be an http(s) URL")
     data = {
