@@ -12,12 +12,22 @@ ENVIRONMENTS = {"production": ("production", 8081), "staging": ("main", 8082)}
 API = "http://prefect-worker-server:4200/api"
 
 
-def _api(host, path: str) -> dict:
-    auth = host.ansible.get_variables()["molecule_auth"]
+# The credentials are read on the host, from the worker's 0600 settings file, so that they never
+# appear on a command line (where ps and the journal would show them).
+_AUTH_HEADER = (
+    "import base64, shlex; "
+    "line = next(l for l in open('/etc/prefect-worker/production.env') if l.startswith('PREFECT_API_AUTH_STRING=')); "
+    "auth = shlex.split(line.split('=', 1)[1])[0]; "
+    "headers = {'Content-Type': 'application/json', 'Authorization': 'Basic ' + base64.b64encode(auth.encode()).decode()}; "
+)
+
+
+def _api(host, path: str, body: dict | None = None):
+    data = None if body is None else json.dumps(body).encode()
     script = (
-        "import base64, json, urllib.request; "
-        f"r = urllib.request.Request({API + path!r}, "
-        f"headers={{'Authorization': 'Basic ' + base64.b64encode({auth!r}.encode()).decode()}}); "
+        _AUTH_HEADER + "import urllib.request; "
+        f"r = urllib.request.Request({API + path!r}, data={data!r}, method={'GET' if body is None else 'POST'!r}, "
+        "headers=headers); "
         "print(urllib.request.urlopen(r, timeout=20).read().decode())"
     )
     return json.loads(host.check_output(f"python3 -c {shlex.quote(script)}"))
@@ -76,20 +86,8 @@ def test_pool_and_queues_exist(worker, environment):
         assert _api(worker, f"/work_pools/{environment}/queues/{label}")["name"] == label
 
 
-def _api_post(host, path: str, body: dict) -> list:
-    auth = host.ansible.get_variables()["molecule_auth"]
-    script = (
-        "import base64, json, urllib.request; "
-        f"r = urllib.request.Request({API + path!r}, data={json.dumps(body).encode()!r}, method='POST', "
-        f"headers={{'Content-Type': 'application/json', "
-        f"'Authorization': 'Basic ' + base64.b64encode({auth!r}.encode()).decode()}}); "
-        "print(urllib.request.urlopen(r, timeout=20).read().decode())"
-    )
-    return json.loads(host.check_output(f"python3 -c {shlex.quote(script)}"))
-
-
 def test_the_zombie_and_retry_automations_exist(worker):
-    automations = {a["name"]: a for a in _api_post(worker, "/automations/filter", {})}
+    automations = {a["name"]: a for a in _api(worker, "/automations/filter", {})}
     zombie = automations["fleet: crash zombie flow runs"]
     assert zombie["enabled"] is True
     assert zombie["trigger"]["posture"] == "Proactive"
