@@ -122,16 +122,24 @@ def test_an_unreachable_remote_keeps_the_checkout_and_fails_visibly(lab, api, tm
     git_host = lab.groups["lab_git_remote"][0]
     network = lab.server["lab_state_dir"].rstrip("/").rsplit("/", 1)[1]
     container = f"{network}-{git_host}"
-    before = checkout_head(lab, host, "production")
     subprocess.run(["docker", "network", "disconnect", network, container], check=True)
     try:
-        sync = lab.ssh(host, "systemctl start prefect-git-sync@production.service", check=False)
+        # A sync the timer started before the disconnect may still succeed, and `systemctl start`
+        # would join it: wait for it to end first. Any sync that starts from here on cannot reach
+        # the remote.
+        unit = "prefect-git-sync@production.service"
+        deadline = time.monotonic() + 120
+        while lab.ssh(host, f"systemctl show -p ActiveState --value {unit}").stdout.strip() in (
+            "activating",
+            "deactivating",
+        ):
+            assert time.monotonic() < deadline, f"{unit} still running 120 s after the disconnect"
+            time.sleep(0.5)
+        before = checkout_head(lab, host, "production")
+        sync = lab.ssh(host, f"systemctl start {unit}", check=False)
         assert sync.returncode != 0
-        assert (
-            lab.ssh(host, "systemctl is-failed prefect-git-sync@production.service", check=False).stdout.strip()
-            == "failed"
-        )
-        journal = lab.ssh(host, "journalctl -u prefect-git-sync@production.service -n 20 --no-pager").stdout
+        assert lab.ssh(host, f"systemctl is-failed {unit}", check=False).stdout.strip() == "failed"
+        journal = lab.ssh(host, f"journalctl -u {unit} -n 20 --no-pager").stdout
         assert "failed; keeping the current checkout" in journal
         assert checkout_head(lab, host, "production") == before
         # The worker still runs flows, from the last good checkout.
@@ -144,9 +152,7 @@ def test_an_unreachable_remote_keeps_the_checkout_and_fails_visibly(lab, api, tm
         subprocess.run(["docker", "network", "connect", "--ip", address, network, container], check=True)
     commit = push(lab, tmp_path, "production", "After the outage")
     wait_for_checkouts(lab, "production", commit, timeout=int(lab.server["prefect_worker_sync_interval"]) + 20)
-    assert (
-        lab.ssh(host, "systemctl is-failed prefect-git-sync@production.service", check=False).stdout.strip() != "failed"
-    )
+    assert lab.ssh(host, f"systemctl is-failed {unit}", check=False).stdout.strip() != "failed"
 
 
 def test_a_force_push_is_followed(lab, tmp_path):
