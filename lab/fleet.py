@@ -28,6 +28,18 @@ SSH_OPTIONS = [
 ]
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    """Poll `predicate` until it returns something true; return that and the seconds it took. Fail
+    with `what` after `timeout` seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        value = predicate()
+        if value:
+            return value, time.monotonic() - started
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
 @dataclass
 class Api:
     """A small client for the Prefect API, from the controller."""

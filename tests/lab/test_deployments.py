@@ -18,6 +18,7 @@ import urllib.error
 
 import pytest
 
+from lab.fleet import wait_for
 from lab.flowruns import start, wait
 from tests.conftest import recaps
 from tests.lab.test_operations import playbook
@@ -65,16 +66,6 @@ def deployment(api, flow: str, name: str) -> dict | None:
         if error.code == 404:
             return None
         raise
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        value = predicate()
-        if value:
-            return value, time.monotonic() - started
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def git(repo, *args: str, env=None) -> str:

@@ -163,8 +163,9 @@ def read_secret() -> dict:
 
 
 def test_a_flow_reads_its_environments_secret_block_and_the_value_is_in_no_log_or_api_answer(lab, tmp_path):
+    from lab.fleet import wait_for
     from lab.flowruns import start, wait
-    from tests.lab.test_deployments import remove, settle, wait_for
+    from tests.lab.test_deployments import remove, settle
     from tests.lab.test_workers import push
 
     api = lab.api

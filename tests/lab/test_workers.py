@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from lab.fleet import Api
+from lab.fleet import Api, wait_for
 from lab.flowruns import start, wait
 
 pytestmark = pytest.mark.lab
@@ -128,13 +128,14 @@ def test_an_unreachable_remote_keeps_the_checkout_and_fails_visibly(lab, api, tm
         # would join it: wait for it to end first. Any sync that starts from here on cannot reach
         # the remote.
         unit = "prefect-git-sync@production.service"
-        deadline = time.monotonic() + 120
-        while lab.ssh(host, f"systemctl show -p ActiveState --value {unit}").stdout.strip() in (
-            "activating",
-            "deactivating",
-        ):
-            assert time.monotonic() < deadline, f"{unit} still running 120 s after the disconnect"
-            time.sleep(0.5)
+        wait_for(
+            lambda: (
+                lab.ssh(host, f"systemctl show -p ActiveState --value {unit}").stdout.strip()
+                not in ("activating", "deactivating")
+            ),
+            120,
+            f"{unit} ending the sync it ran at the disconnect",
+        )
         before = checkout_head(lab, host, "production")
         sync = lab.ssh(host, f"systemctl start {unit}", check=False)
         assert sync.returncode != 0
