@@ -102,8 +102,8 @@ sanity: venv ## ansible-test sanity on the prefect_fleet.prefect collection
 	  --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 .PHONY: unit
-unit: venv wheelhouse ## Unit tests (no containers), the collection's among them
-	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit $(COLLECTION)/tests/unit
+unit: venv wheelhouse ## Unit tests, the collection's among them, and integration tests against a real server on loopback (no containers)
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit tests/integration $(COLLECTION)/tests/unit
 
 .PHONY: molecule
 molecule: venv image wheelhouse ## Every molecule scenario of every role, MOLECULE_JOBS (2) at a time

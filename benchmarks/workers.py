@@ -12,7 +12,7 @@ time. Times come from the server's own state timestamps:
 submit (Scheduled) -> pickup (Pending, set by the worker) -> Running (set by the flow-run process).
 
 startcost: runs of a 10 s flow, one at a time on the production worker of atd-data04, alternating
-between the pool's command (the fleet's `prefect_worker_run_engine_directly`: the environment's
+between the pool's command (the fleet's `prefect_objects_run_engine_directly`: the environment's
 `python -m prefect.engine`) and Prefect's default (the run's job variables set `command` to null:
 a workspace supervisor that starts the engine). Per run: the CPU seconds its processes used (the
 worker's reaped-children CPU time, /proc/<pid>/stat cutime + cstime, before and after), the

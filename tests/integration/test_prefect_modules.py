@@ -228,76 +228,51 @@ def test_queue_in_a_missing_pool_is_a_clear_error(api, tmp_path):
     assert "work pool no-such-pool does not exist" in result["msg"]
 
 
-def test_deployment_lifecycle(api, process_template, tmp_path):
-    pool = {"api_url": api, "auth_string": AUTH, "name": "deploys", "base_job_template": process_template}
-    expect(tmp_path, "prefect_fleet.prefect.work_pool", pool, True)
-    args = {
-        "api_url": api,
-        "auth_string": AUTH,
-        "flow": "fleet-report",
-        "name": "fleet-report-deploys-atd-data02",
-        "work_pool": "deploys",
-        "work_queue": "atd-data02",
-        "entrypoint": "fleet_report/report.py:fleet_report",
-        "directory": "/opt/prefect/deploys/current/flows",
-        "parameters": {"note": "one"},
-        "cron": "*/30 * * * *",
-    }
-    expect(tmp_path, "prefect_fleet.prefect.deployment", args, True, "--check")
-    with pytest.raises(urllib.error.HTTPError):
-        get(api, "/deployments/name/fleet-report/fleet-report-deploys-atd-data02")
-    expect(tmp_path, "prefect_fleet.prefect.deployment", args, True)
-    deployment = get(api, "/deployments/name/fleet-report/fleet-report-deploys-atd-data02")
-    assert (deployment["work_pool_name"], deployment["work_queue_name"]) == ("deploys", "atd-data02")
-    assert deployment["pull_steps"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/deploys/current/flows"}}
-    ]
-    assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["*/30 * * * *"]
-    expect(tmp_path, "prefect_fleet.prefect.deployment", args, False)
-
-    result = expect(
-        tmp_path, "prefect_fleet.prefect.deployment", {**args, "parameters": {"note": "two"}}, True, "--diff"
+def test_module_defaults_set_the_connection_once_for_every_module(api, tmp_path):
+    """The collection's action group `api`: a play sets api_url and the credential once with
+    module_defaults, and every module of the collection takes them."""
+    template = (ROOT / "roles/prefect_objects/files/process-base-job-template-3.8.8.json").read_text()
+    (tmp_path / "template.json").write_text(template)
+    playbook = tmp_path / "defaults.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n"
+        "  module_defaults:\n    group/prefect_fleet.prefect.api:\n"
+        f"      api_url: {api}\n      auth_string: {AUTH}\n"
+        "  tasks:\n"
+        "    - prefect_fleet.prefect.work_pool:\n        name: grouped\n"
+        "        base_job_template: \"{{ lookup('ansible.builtin.file', 'template.json') | from_json }}\"\n"
+        "    - prefect_fleet.prefect.work_queue:\n        pool: grouped\n        name: atd-data02\n"
+        "    - prefect_fleet.prefect.secret_block:\n        name: grouped-token\n        value: x\n"
+        "    - prefect_fleet.prefect.work_pool_info:\n        pools: [grouped]\n      register: info\n"
+        "    - ansible.builtin.assert:\n        that: info.pools.grouped.queues.keys() | list | sort"
+        " == ['atd-data02', 'default']\n"
     )
-    assert result["diff"] == {"before": {"parameters": {"note": "one"}}, "after": {"parameters": {"note": "two"}}}
-    assert get(api, f"/deployments/{deployment['id']}")["parameters"] == {"note": "two"}
-    expect(
-        tmp_path, "prefect_fleet.prefect.deployment", {**args, "parameters": {"note": "two"}, "cron": "0 * * * *"}, True
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(playbook),
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        cwd=tmp_path,
+        env={**ansible_env(), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")},
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    schedules = get(api, f"/deployments/{deployment['id']}")["schedules"]
-    assert [s["schedule"]["cron"] for s in schedules] == ["0 * * * *"]
-    expect(
-        tmp_path,
-        "prefect_fleet.prefect.deployment",
-        {**args, "parameters": {"note": "two"}, "cron": "0 * * * *"},
-        False,
-    )
-    expect(tmp_path, "prefect_fleet.prefect.deployment", {**args, "state": "absent"}, True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert get(api, "/work_pools/grouped/queues/atd-data02")["name"] == "atd-data02"
+    assert AUTH not in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ({"work_pool": "no-such-pool"}, "work pool no-such-pool does not exist"),
-        ({"entrypoint": "report.py"}, "entrypoint must read path/to/file.py:function"),
-        ({"work_queue": None}, "state is present but all of the following are missing: work_queue"),
-    ],
-    ids=["missing-pool", "bad-entrypoint", "no-queue"],
-)
-def test_deployment_errors_are_clear(api, tmp_path, args, message):
-    base = {
-        "api_url": api,
-        "auth_string": AUTH,
-        "flow": "fleet-report",
-        "name": "broken",
-        "work_pool": "production",
-        "work_queue": "atd-data02",
-        "entrypoint": "fleet_report/report.py:fleet_report",
-    }
-    rc, result = module(
-        tmp_path, "prefect_fleet.prefect.deployment", {k: v for k, v in {**base, **args}.items() if v is not None}
-    )
+def test_the_removed_deployment_module_names_what_replaced_it(tmp_path):
+    rc, result = module(tmp_path, "prefect_fleet.prefect.deployment", {"api_url": "http://127.0.0.1:9/api"})
     assert rc != 0
-    assert message in result["msg"]
+    assert "Removed in 2.0.0: the fleet registers deployments with its registrar" in " ".join(result["msg"].split())
 
 
 SECRET = "s3cret-value-that-must-not-leak-4711"
@@ -347,8 +322,6 @@ def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(
     process, a checkout's layout, its settings file), against the real API: create, nothing to do
     the second time, a changed schedule replaced, a dropped entry paused or deleted, a deployment
     made by hand in the same pool left alone, and a wrong spec changing nothing."""
-    from tests.unit.test_deploy_spec import FLOW
-
     expect(
         tmp_path,
         "prefect_fleet.prefect.work_pool",
@@ -369,7 +342,7 @@ def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(
         """Check out `entries` as commit `commit` (a tree as the git sync makes it) and register."""
         tree = state_dir / "trees" / f"{commit}-1"
         (tree / "flows" / "hello").mkdir(parents=True, exist_ok=True)
-        (tree / "flows" / "hello" / "hello.py").write_text(FLOW)
+        (tree / "flows" / "hello" / "hello.py").write_text((ROOT / "tests/data/hello.py").read_text())
         (tree / "flows" / "deployments.yml").write_text(json.dumps({"deployments": list(entries)}))
         (state_dir / "current").unlink(missing_ok=True)
         (state_dir / "current").symlink_to(tree)

@@ -248,7 +248,7 @@ def test_kill_9_of_a_worker_or_of_a_run_leaves_no_run_running(lab, api, deployme
     never Crashed, and Completed in one attempt."""
     host = "atd-data04"
     pending_timeout = int(
-        resolve(lab.inventory, ["prefect_worker_pending_timeout_seconds"])["prefect_worker_pending_timeout_seconds"]
+        resolve(lab.inventory, ["prefect_objects_pending_timeout_seconds"])["prefect_objects_pending_timeout_seconds"]
     )
     never_started = submit(api, deployment_id, host, 5, state={"type": "PENDING", "name": "Pending"})
     created_never_started = time.time()

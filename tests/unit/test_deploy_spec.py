@@ -20,13 +20,7 @@ deploy = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(deploy)
 
 LABELS = ["atd-data02", "etl"]
-FLOW = """from prefect import flow
-
-
-@flow(name="hello-flow")
-def hello(who: str = "world", times: int = 1) -> str:
-    return who * times
-"""
+FLOW = (ROOT / "tests" / "data" / "hello.py").read_text()
 
 
 @pytest.fixture

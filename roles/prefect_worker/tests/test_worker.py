@@ -1,5 +1,6 @@
 """Verify a converged prefect_worker: per environment a checkout at its branch's head, a venv, a
-healthy worker running as the service user, a sync timer, and the pool and queues in the API."""
+healthy worker running as the service user, a sync timer, and the pool and queues it polls in the API
+(made by the prefect_objects role in the converge)."""
 
 from __future__ import annotations
 
@@ -84,23 +85,6 @@ def test_pool_and_queues_exist(worker, environment):
     assert props["command"]["default"] == f"/opt/prefect/{environment}/venv/bin/python -m prefect.engine"
     for label in ("molecule-a", "molecule-shared"):
         assert _api(worker, f"/work_pools/{environment}/queues/{label}")["name"] == label
-
-
-def test_the_zombie_and_retry_automations_exist(worker):
-    automations = {a["name"]: a for a in _api(worker, "/automations/filter", {})}
-    zombie = automations["fleet: crash zombie flow runs"]
-    assert zombie["enabled"] is True
-    assert zombie["trigger"]["posture"] == "Proactive"
-    assert zombie["trigger"]["within"] == 90
-    assert zombie["actions"][0]["state"] == "CRASHED"
-    never_started = automations["fleet: reschedule flow runs that never started"]
-    assert never_started["trigger"]["after"] == ["prefect.flow-run.Pending"]
-    assert never_started["trigger"]["within"] == 300
-    assert (never_started["actions"][0]["state"], never_started["actions"][0]["name"]) == ("SCHEDULED", "Rescheduled")
-    assert "fleet: crash flow runs that never started" not in automations
-    retry = automations["fleet: retry crashed flow runs"]
-    assert sorted(retry["trigger"]["match"]["prefect.run-count"]) == ["0", "1"]
-    assert retry["actions"][0]["state"] == "SCHEDULED"
 
 
 @pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))

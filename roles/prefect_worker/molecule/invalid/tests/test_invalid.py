@@ -67,18 +67,6 @@ CASES = {
         {"prefect_worker_flow_heartbeat_seconds": 10},
         "prefect_worker_flow_heartbeat_seconds must be at least 30 (Prefect's minimum), got 10",
     ),
-    "zombie-window-shorter-than-two-heartbeats": (
-        {"prefect_worker_zombie_after_seconds": 45},
-        "prefect_worker_zombie_after_seconds must be at least twice prefect_worker_flow_heartbeat_seconds (60), got 45",
-    ),
-    "pending-timeout-too-short": (
-        {"prefect_worker_pending_timeout_seconds": 10},
-        "prefect_worker_pending_timeout_seconds must be at least 60, got 10",
-    ),
-    "negative-crashed-run-retries": (
-        {"prefect_worker_crashed_run_retries": -1},
-        "prefect_worker_crashed_run_retries must be 0 to 10, got -1",
-    ),
     "zero-drain-timeout": ({"prefect_worker_drain_timeout": 0}, "prefect_worker_drain_timeout must be at least 1"),
     "tmp-age-not-an-age": (
         {"prefect_worker_tmp_max_age": "ten days"},
@@ -100,25 +88,6 @@ CASES = {
             }
         },
         "schedules_active must be true or false, in: staging",
-    ),
-    "secret-name-not-a-block-name": (
-        {"prefect_worker_secret_blocks": {"staging": {"Warehouse_Password": "x"}}},
-        "secret names must be valid Prefect block names (lower-case letters, digits and dashes); these are not:"
-        " Warehouse_Password",
-    ),
-    "secrets-of-an-unknown-environment": (
-        {"prefect_worker_secret_blocks": {"qa": {"token": "x"}}},
-        "prefect_worker_secret_blocks must map environments to {name: value}; these are not environments: qa",
-    ),
-    "notification-without-url": (
-        {"prefect_worker_notifications": [{"name": "ops"}]},
-        "each needs a name (lower-case letters, digits, dashes) and, unless its state is absent, an http(s) url;"
-        " these do not: ops",
-    ),
-    "notification-of-an-unknown-state": (
-        {"prefect_worker_notifications": [{"name": "ops", "url": "https://hooks.invalid/x", "states": ["Exploded"]}]},
-        "states must be among Completed, Failed, Crashed, Cancelled, TimedOut and environments among production,"
-        " staging; not: Exploded",
     ),
     "cloud-key-with-a-server-url": (
         {"prefect_worker_api_key": "pnu_molecule"},
