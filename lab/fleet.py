@@ -3,6 +3,7 @@ Ansible resolves them, and SSH and git access with the lab's generated key."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from base64 import b64encode
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab import prefect_api
 from lab.inventory import ROOT, resolve
 
 SSH_OPTIONS = [
@@ -48,25 +50,13 @@ class Api:
     auth: str = field(default="", repr=False)  # a secret: kept out of tracebacks and logs
 
     def call(self, method: str, path: str, body: dict | None = None):
-        request = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Content-Type": "application/json"},
-        )
-        if self.auth:
-            request.add_header("Authorization", "Basic " + b64encode(self.auth.encode()).decode())
-        # Like Prefect's own client, retry what the server marks as transient (a busy SQLite answers 503).
-        for attempt in range(6):
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    text = response.read()
-                return json.loads(text) if text else None
-            except urllib.error.HTTPError as error:
-                if error.code not in (429, 502, 503) or attempt == 5:
-                    raise
-                time.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
+        """The decoded answer; an error status raises urllib's HTTPError (after lab.prefect_api
+        retried what Prefect's own client retries)."""
+        url = self.url + path
+        status, text = prefect_api.request(url, method, body, prefect_api.auth_headers(self.auth))
+        if status >= 400:
+            raise urllib.error.HTTPError(url, status, text.decode(errors="replace")[:500], {}, io.BytesIO(text))
+        return json.loads(text) if text else None
 
 
 # What Lab.of resolves: the fleet variables the tests and benchmarks need.
@@ -164,3 +154,56 @@ class Lab:
         groups = {name: group.get("hosts", []) for name, group in data.items()}
         addresses = {host: v["ansible_host"] for host, v in hostvars.items()}
         return cls(inventory=inventory, groups=groups, server=resolve(inventory, FLEET_VARIABLES), addresses=addresses)
+
+
+def workers(lab: Lab) -> list[str]:
+    return lab.groups["prefect_workers"]
+
+
+def checkout_head(lab: Lab, host: str, environment: str) -> str:
+    """The commit of `environment`'s checkout on `host`, as git sees it there."""
+    return lab.ssh(
+        host, f"git -c safe.directory='*' -C /opt/prefect/{environment}/current rev-parse HEAD"
+    ).stdout.strip()
+
+
+def wait_for_checkouts(lab: Lab, environment: str, commit: str, timeout: float) -> float:
+    """Seconds until every worker host's checkout of `environment` is at `commit` (fails at timeout)."""
+    started = time.monotonic()
+    pending = set(workers(lab))
+    while pending and time.monotonic() - started < timeout:
+        pending = {host for host in pending if checkout_head(lab, host, environment) != commit}
+        if pending:
+            time.sleep(0.5)
+    assert not pending, f"{environment} checkouts not at {commit[:12]} after {timeout:.0f} s on {sorted(pending)}"
+    return time.monotonic() - started
+
+
+def deployment(api: Api, flow: str, name: str) -> dict | None:
+    """The deployment `flow`/`name` as the API has it, or None."""
+    try:
+        return api.call("GET", f"/deployments/name/{flow}/{name}")
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
+def deployer(lab: Lab) -> str:
+    """The host that registers every environment's deployments: the first worker host (group_vars)."""
+    return workers(lab)[0]
+
+
+def deploy_state(lab: Lab, environment: str) -> dict:
+    out = lab.ssh(deployer(lab), f"cat /opt/prefect/{environment}/deploy-state.json", check=False).stdout
+    return json.loads(out) if out.strip() else {}
+
+
+def settle(lab: Lab, environment: str, commit: str) -> None:
+    """Wait until every checkout of `environment` is at `commit` and its deployments are registered
+    from it: a test that pushed leaves the lab as the next test expects it (checkouts at the heads)."""
+    bound = 3 * int(lab.server["prefect_worker_sync_interval"]) + 60
+    wait_for_checkouts(lab, environment, commit, timeout=bound)
+    wait_for(
+        lambda: deploy_state(lab, environment).get("commit") == commit, bound, f"{environment} registered {commit[:12]}"
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from lab.ansible import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 # The venv pytest runs from (make passes VENV; CI keeps it outside the clone).
@@ -14,15 +15,8 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def ansible_env() -> dict[str, str]:
-    """The environment the Makefile gives Ansible: the project's venv first on PATH, no colour.
-    Without the flags of a `make` this runs under (a `make lab` started from a test is a make of
-    its own, not a job of the suite's `make -j2`)."""
-    return {
-        **{k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-    }
+    """The environment the Makefile gives Ansible (lab.ansible, the one place that says it)."""
+    return environment()
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
+import shlex
 from pathlib import Path
 
 import pytest
 import testinfra
+
+from lab import prefect_api
+from lab.ansible import playbook as run_playbook
 
 # Everything a role may write to; /var/lib/systemd changes on its own (timers, journal).
 WATCHED = "/etc /opt /srv /usr/local /var/lib /home"
@@ -54,12 +57,14 @@ def assert_rejected_without_change(
     `not_printed` (rules that hold), change nothing and leave the host's `state` (a command's
     output: by default a hash of every file a role may write) as it was."""
     before = host.check_output(state)
-    result = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook), "-e", json.dumps(extra_vars)],
-        capture_output=True,
-        text=True,
+    result = run_playbook(
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(playbook),
+        "-e",
+        json.dumps(extra_vars),
         check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"},
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"},
+        cwd=Path.cwd(),
     )
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0, f"the role accepted invalid input {extra_vars}\n{result.stdout[-3000:]}"
@@ -69,6 +74,35 @@ def assert_rejected_without_change(
     assert "changed=0" in output, "no recap"
     assert not re.search(r"changed=[1-9]", output), "the failed run changed something"
     assert host.check_output(state) == before, "the host's state changed"
+
+
+class HostApi:
+    """The Prefect API as a host sees it: lab/prefect_api.py (the tests' one API client, which
+    retries what Prefect's client retries) run on `host` with its python3, the URL and credential
+    read there from `env_file` (a 0600 settings file) unless `url` is given."""
+
+    SOURCE = Path(prefect_api.__file__).read_text()
+
+    def __init__(self, host, env_file: str | None = None, url: str | None = None) -> None:
+        self.host, self.env_file, self.url = host, env_file, url
+
+    def request(self, method: str, path: str, body=None) -> tuple[int, str]:
+        """(status, text) of one call."""
+        out = self.host.check_output(self.command(method, path, body))
+        status, _, text = out.partition("\n")
+        return int(status), text
+
+    def command(self, method: str, path: str, body=None) -> str:
+        """The shell command of one call (for a state a bad-input check compares)."""
+        args = [*(["--env-file", self.env_file] if self.env_file else []), *(["--url", self.url] if self.url else [])]
+        args += [method, path, *([json.dumps(body)] if body is not None else [])]
+        return f"python3 -c {shlex.quote(self.SOURCE)} " + " ".join(shlex.quote(a) for a in args)
+
+    def __call__(self, method: str, path: str, body=None):
+        """The decoded answer of a call that must succeed."""
+        status, text = self.request(method, path, body)
+        assert status < 400, f"{method} {path}: {status} {text[:500]}"
+        return json.loads(text) if text.strip() else None
 
 
 def journal_on_failure(group: str, units: str):

@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from lab.ansible import playbook
 from lab.fleet import Lab
 from lab.flowruns import start, wait
 from lab.inventory import write_lab_inventory
@@ -101,9 +102,9 @@ def worker_command_line(lab: Lab, host: str, environment: str) -> str:
     return lab.ssh(host, f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout
 
 
-def hosts_of_task(output: str, task: str) -> set[str]:
-    """The hosts that reported a result for the task whose name starts with `task`."""
-    section = output.split(f"TASK [prefect_worker : {task}", 1)[1].split("\nTASK [", 1)[0]
+def hosts_of_task(output: str, role: str, task: str) -> set[str]:
+    """The hosts that reported a result for the task of `role` whose name starts with `task`."""
+    section = output.split(f"TASK [{role} : {task}", 1)[1].split("\nTASK [", 1)[0]
     return set(re.findall(r"^(?:ok|changed|failed|skipping): \[([^\]]+)\]", section, re.M))
 
 
@@ -114,10 +115,9 @@ def test_dropping_an_environment_and_a_label_converges_then_nothing_changes(alt)
     workers = {**WORKERS, "alt-data06": {**WORKERS["alt-data06"], "fleet_labels": ["etl"]}}
     write(inventory, {k: v for k, v in ENVIRONMENTS.items() if k != "qa"}, workers)
 
-    second = run(["ansible-playbook", "-i", str(inventory), "site.yml"], timeout=1800)
-    assert second.returncode == 0, second.stdout[-5000:]
+    second = playbook(inventory, "site.yml", timeout=1800)
     # The fleet-wide pools and queues came from one host, not from each.
-    assert len(hosts_of_task(second.stdout, "Create the queues of the play's hosts' labels")) == 1
+    assert len(hosts_of_task(second.stdout, "prefect_objects", "Create the queues of the hosts' labels")) == 1
     for host in WORKERS:
         for unit in ("prefect-worker@qa.service", "prefect-git-sync@qa.timer"):
             assert lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() == "inactive", unit
@@ -131,7 +131,6 @@ def test_dropping_an_environment_and_a_label_converges_then_nothing_changes(alt)
     assert "--work-queue etl" in command
     assert "gis" not in command
 
-    third = run(["ansible-playbook", "-i", str(inventory), "site.yml"], timeout=1800)
-    assert third.returncode == 0, third.stdout[-5000:]
+    third = playbook(inventory, "site.yml", timeout=1800)
     changed = {host: c["changed"] for host, c in recaps(third.stdout).items() if c["changed"]}
     assert not changed, f"a third converge changed: {changed}\n{third.stdout[-4000:]}"

@@ -13,10 +13,10 @@ import urllib.request
 import pytest
 
 from lab import dask
+from lab.ansible import playbook
 from lab.dask import get_json
 from lab.fleet import Api
 from lab.inventory import ROOT
-from tests.lab.test_operations import playbook
 
 ENVIRONMENT = "production"
 
@@ -96,7 +96,7 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
     try:
         # Build first (the Dask tier's own playbook, which site.yml imports), so that the roll
         # starts soon after the flow does.
-        playbook(lab, "playbooks/dask.yml", "--tags", "dask_swarm_image", *changed)
+        playbook(lab.inventory, "playbooks/dask.yml", "--tags", "dask_swarm_image", *changed)
         workers_before = set(get_json(dashboard(lab) + "/json/identity.json")["workers"])
         result: dict = {}
 
@@ -109,7 +109,7 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         while get_json(dashboard(lab) + "/json/counts.json")["processing"] == 0:
             assert time.monotonic() < deadline, "the mapping flow never reached the cluster"
             time.sleep(1)
-        converge = playbook(lab, "site.yml", "--tags", "dask_swarm", *changed)
+        converge = playbook(lab.inventory, "site.yml", "--tags", "dask_swarm", *changed)
         after = service_image(worker_service)
         assert after != before
         # The scheduler waited for the flow: by the end of the converge the flow was over.
@@ -126,5 +126,5 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         assert set(report["workers"]) - workers_before, "no task ran on a new worker: the roll was not under the flow"
         assert set(report["workers"]) & workers_before, "no task ran on an old worker"
     finally:
-        playbook(lab, "playbooks/dask.yml", "--tags", "dask_swarm")
+        playbook(lab.inventory, "playbooks/dask.yml", "--tags", "dask_swarm")
     assert service_image(worker_service) == before

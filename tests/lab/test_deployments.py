@@ -10,23 +10,19 @@ the deployments before it returns.
 
 from __future__ import annotations
 
-import json
 import secrets
-import subprocess
 import time
-import urllib.error
 
 import pytest
 
-from lab.fleet import wait_for
+from lab.ansible import playbook
+from lab.fleet import checkout_head, deploy_state, deployer, deployment, settle, wait_for, workers
 from lab.flowruns import start, wait
+from lab.repo import cherry_pick, push, remove
 from tests.conftest import recaps
-from tests.lab.test_operations import playbook
-from tests.lab.test_workers import checkout_head, push, wait_for_checkouts, workers
 
 pytestmark = pytest.mark.lab
 
-GIT = ["git", "-c", "user.name=fleet-tests", "-c", "user.email=tests@prefect-fleet.invalid"]
 LABEL = "atd-data03"
 FLOW = '''"""A flow pushed by tests/lab/test_deployments.py."""
 
@@ -52,73 +48,6 @@ def pushed(note: str = "") -> dict:
 @pytest.fixture(scope="module")
 def api(lab):
     return lab.api
-
-
-def deployer(lab) -> str:
-    """The host that registers every environment's deployments: the first worker host (group_vars)."""
-    return workers(lab)[0]
-
-
-def deployment(api, flow: str, name: str) -> dict | None:
-    try:
-        return api.call("GET", f"/deployments/name/{flow}/{name}")
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise
-
-
-def git(repo, *args: str, env=None) -> str:
-    return subprocess.run(
-        [*GIT, "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def clone(lab, tmp_path, branch: str):
-    repo = tmp_path / f"clone-{branch}-{time.monotonic_ns()}"
-    subprocess.run(
-        ["git", "clone", "-q", "--branch", branch, lab.server["fleet_flows_repo"], str(repo)],
-        env=lab.git_env(),
-        check=True,
-    )
-    return repo
-
-
-def cherry_pick(lab, tmp_path, commit: str, source: str, target: str) -> str:
-    """The change of `commit` (on `source`) merged into `target`, as a PR of that one change is."""
-    repo = clone(lab, tmp_path, target)
-    git(repo, "fetch", "-q", "origin", source, env=lab.git_env())
-    git(repo, "cherry-pick", commit)
-    git(repo, "push", "-q", "origin", target, env=lab.git_env())
-    return git(repo, "rev-parse", "HEAD")
-
-
-def remove(lab, tmp_path, branch: str, name: str, path: str | None = None) -> str:
-    """Drop deployment `name` (the last entry of the spec, as the tests append it) and its file."""
-    repo = clone(lab, tmp_path, branch)
-    spec = repo / "flows" / "deployments.yml"
-    text = spec.read_text()
-    spec.write_text(text[: text.index(f"  - name: {name}\n")])
-    if path:
-        git(repo, "rm", "-q", path)
-    git(repo, "commit", "-q", "-am", f"Remove {name}")
-    git(repo, "push", "-q", "origin", branch, env=lab.git_env())
-    return git(repo, "rev-parse", "HEAD")
-
-
-def deploy_state(lab, environment: str) -> dict:
-    out = lab.ssh(deployer(lab), f"cat /opt/prefect/{environment}/deploy-state.json", check=False).stdout
-    return json.loads(out) if out.strip() else {}
-
-
-def settle(lab, environment: str, commit: str) -> None:
-    """Wait until every checkout of `environment` is at `commit` and its deployments are registered
-    from it: a test that pushed leaves the lab as the next test expects it (checkouts at the heads)."""
-    bound = 3 * int(lab.server["prefect_worker_sync_interval"]) + 60
-    wait_for_checkouts(lab, environment, commit, timeout=bound)
-    wait_for(
-        lambda: deploy_state(lab, environment).get("commit") == commit, bound, f"{environment} registered {commit[:12]}"
-    )
 
 
 def test_a_flow_pushed_to_main_is_staging_only_until_it_reaches_production_and_goes_when_removed(lab, api, tmp_path):
@@ -211,12 +140,12 @@ def test_a_wrong_spec_pushed_changes_nothing_and_is_named_in_the_sync_log_the_st
         assert f"deployments of {commit[:12]}: not registered, the spec is wrong:" in journal
         assert "unknown field 'colour'" in journal
         # ...in the fleet's status...
-        status = playbook(lab, "playbooks/status.yml", check=False)
+        status = playbook(lab.inventory, "playbooks/status.yml", check=False)
         assert status.returncode != 0
         flat = " ".join(status.stdout.split())
         assert f"{host}/staging: deployments of {commit[:12]} not registered, the spec is wrong:" in flat
         # ...and by the forced registration, which changes nothing either.
-        forced = playbook(lab, "playbooks/deploy_flows.yml", check=False)
+        forced = playbook(lab.inventory, "playbooks/deploy_flows.yml", check=False)
         assert forced.returncode != 0
         flat = " ".join(forced.stdout.split())
         assert f"staging: the deployments of commit {commit} were not registered (the spec is wrong)" in flat
@@ -239,7 +168,7 @@ def test_the_sync_playbook_moves_every_checkout_and_registers_before_it_returns(
     try:
         commit = push(lab, tmp_path, "main", "Synced by the playbook")
         started = time.monotonic()
-        synced = playbook(lab, "playbooks/sync.yml", "-e", "branch=main", check=False)
+        synced = playbook(lab.inventory, "playbooks/sync.yml", "-e", "branch=main", check=False)
         took = time.monotonic() - started
         assert synced.returncode == 0, synced.stdout[-3000:]
         assert {host: checkout_head(lab, host, "staging") for host in hosts} == dict.fromkeys(hosts, commit)
@@ -248,10 +177,10 @@ def test_the_sync_playbook_moves_every_checkout_and_registers_before_it_returns(
             f"playbooks/sync.yml: {len(hosts)} checkouts and the staging deployments at the new commit in {took:.1f} s"
         )
         # Nothing new to sync: the same playbook changes nothing.
-        again = playbook(lab, "playbooks/sync.yml", "-e", "branch=main")
+        again = playbook(lab.inventory, "playbooks/sync.yml", "-e", "branch=main")
         assert {host: counters["changed"] for host, counters in recaps(again.stdout).items()} == dict.fromkeys(hosts, 0)
         # What it was asked to sync must exist.
-        wrong = playbook(lab, "playbooks/sync.yml", "-e", "branch=nope", check=False)
+        wrong = playbook(lab.inventory, "playbooks/sync.yml", "-e", "branch=nope", check=False)
         assert wrong.returncode != 0
         assert "follows branch nope (branches: production, main" in " ".join(wrong.stdout.split())
     finally:

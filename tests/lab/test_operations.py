@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from lab.fleet import Api
-from lab.inventory import ROOT, resolve
+from lab.ansible import playbook
+from lab.fleet import Api, wait_for_checkouts
+from lab.inventory import resolve
 from lab.load import Load, OnlineSampler, parse_time, read_outcomes, unclean
+from lab.repo import push
 
 pytestmark = pytest.mark.lab
 
@@ -43,20 +43,6 @@ def api(lab) -> Api:
 @pytest.fixture(scope="module")
 def deployment_id(api) -> str:
     return api.call("GET", f"/deployments/name/fleet-report/etl-report-{ENVIRONMENT}-etl")["id"]
-
-
-def playbook(lab, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", lab.inventory, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0"},
-        check=False,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    return result
 
 
 def started_at(lab, hosts: list[str], environment: str = ENVIRONMENT) -> dict[str, int]:
@@ -102,7 +88,6 @@ def restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every
     """Under one steady load: a rolling restart of every worker, a converge that changes every
     worker's settings, (with `requirements`) a push that changes the flows' requirements, and a
     server restart. Each step is checked for having happened; every run must end Completed once."""
-    from tests.lab.test_workers import push, wait_for_checkouts
 
     hosts = lab.groups["prefect_workers"]
     mark = json.dumps({"prefect_worker_extra_env": {"FLEET_TEST_MARK": str(time.time_ns())}})
@@ -115,14 +100,14 @@ def restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every
             time.sleep(10)  # runs in flight on every host before the first step
 
             before = started_at(lab, hosts)
-            playbook(lab, "playbooks/rolling_restart.yml", "--limit", "prefect_workers")
+            playbook(lab.inventory, "playbooks/rolling_restart.yml", "--limit", "prefect_workers")
             assert_restarted_one_after_another(before, started_at(lab, hosts))
             steps.append("rolling restart")
 
             before = started_at(lab, hosts)
             # The worker tier of site.yml: the other tiers do not change, and a full converge
             # under this load takes minutes more on the lab's two cores.
-            playbook(lab, "site.yml", "--limit", "prefect_workers", "--tags", "prefect_worker", "-e", mark)
+            playbook(lab.inventory, "site.yml", "--limit", "prefect_workers", "--tags", "prefect_worker", "-e", mark)
             assert_restarted_one_after_another(before, started_at(lab, hosts))
             assert "FLEET_TEST_MARK" in lab.ssh("atd-data04", "cat /etc/prefect-worker/production.env").stdout
             steps.append("converge with new settings")
@@ -150,7 +135,7 @@ def restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every
                 "atd-prefect-01", "systemctl show -P ActiveEnterTimestampMonotonic prefect-server"
             ).stdout
             with health_sampler.planned_outage("server restart under load"):
-                playbook(lab, "playbooks/rolling_restart.yml", "--limit", "prefect_server")
+                playbook(lab.inventory, "playbooks/rolling_restart.yml", "--limit", "prefect_server")
             assert (
                 lab.ssh("atd-prefect-01", "systemctl show -P ActiveEnterTimestampMonotonic prefect-server").stdout
                 != server_before
@@ -160,7 +145,7 @@ def restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every
         outcomes = load.outcomes(timeout=600)
     finally:
         # Back to the inventory's settings (with nothing in flight), the worker tier only.
-        playbook(lab, "site.yml", "--limit", "prefect_workers", "--tags", "prefect_worker")
+        playbook(lab.inventory, "site.yml", "--limit", "prefect_workers", "--tags", "prefect_worker")
     assert "FLEET_TEST_MARK" not in lab.ssh("atd-data04", "cat /etc/prefect-worker/production.env").stdout
     # A run claimed by a worker killed in that instant, or by one too busy to start it within the
     # pending timeout, is put back in its queue by the fleet's automation: it never ran, so it is
@@ -197,7 +182,7 @@ def test_limit_label_restarts_only_the_hosts_of_that_label(lab):
     hosts = lab.groups["prefect_workers"]
     before = started_at(lab, hosts)
     server_before = lab.ssh("atd-prefect-01", "systemctl show -P ActiveEnterTimestampMonotonic prefect-server").stdout
-    playbook(lab, "playbooks/rolling_restart.yml", "--limit", "label_etl")
+    playbook(lab.inventory, "playbooks/rolling_restart.yml", "--limit", "label_etl")
     after = started_at(lab, hosts)
     assert {h for h in hosts if after[h] != before[h]} == set(ETL_HOSTS)
     assert lab.ssh("atd-prefect-01", "systemctl show -P ActiveEnterTimestampMonotonic prefect-server").stdout == (
@@ -304,7 +289,7 @@ def test_a_drain_waits_for_the_runs_in_flight_and_a_timeout_reports_them(lab, ap
     with Load(api, deployment_id, [host], every=60, seconds=20) as load:
         time.sleep(1)
     wait_for_in_flight(lab, host, 1)
-    playbook(lab, "playbooks/rolling_restart.yml", "--limit", host, "-e", "drain=true")
+    playbook(lab.inventory, "playbooks/rolling_restart.yml", "--limit", host, "-e", "drain=true")
     (outcome,) = load.outcomes(timeout=60)
     assert unclean([outcome]) == []
     ended = api.call("GET", f"/flow_runs/{outcome.id}")["end_time"]
@@ -334,7 +319,7 @@ def test_a_rolling_reboot_drains_reboots_and_brings_the_host_back(lab, api, depl
     with Load(api, deployment_id, [host], every=60, seconds=15) as load:
         time.sleep(1)
     wait_for_in_flight(lab, host, 1)
-    playbook(lab, "playbooks/rolling_restart.yml", "--limit", host, "-e", "reboot=true")
+    playbook(lab.inventory, "playbooks/rolling_restart.yml", "--limit", host, "-e", "reboot=true")
     assert lab.ssh(host, "ps -o lstart= -p 1").stdout != boot, "the host did not reboot"
     assert unclean(load.outcomes(timeout=60)) == []
     assert lab.ssh(host, f"systemctl is-active prefect-worker@{ENVIRONMENT}").stdout.strip() == "active"
@@ -344,9 +329,8 @@ def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_
     lab, tmp_path, health_sampler
 ):
     from lab.dask import scale
-    from tests.lab.test_workers import push
 
-    healthy = playbook(lab, "playbooks/status.yml", check=False)
+    healthy = playbook(lab.inventory, "playbooks/status.yml", check=False)
     assert healthy.returncode == 0, healthy.stdout[-4000:]
     assert "The fleet is healthy" in healthy.stdout
     assert "database postgresql" in healthy.stdout
@@ -358,14 +342,14 @@ def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_
         push(lab, tmp_path, ENVIRONMENT, "left behind by atd-data03")
         lab.ssh("atd-data04", "systemctl stop prefect-worker@staging")
         scale("dask-staging-scheduler", 0)
-        sick = playbook(lab, "playbooks/status.yml", check=False)
+        sick = playbook(lab.inventory, "playbooks/status.yml", check=False)
         assert sick.returncode != 0
         assert "atd-data03/production: checkout stale (sync timer inactive" in sick.stdout
         assert "atd-data04/staging: worker inactive; /health no answer" in sick.stdout
         assert "dask staging: scheduler did not answer" in " ".join(sick.stdout.split())
         with health_sampler.planned_outage("fleet status with the server stopped"):
             lab.ssh("atd-prefect-01", "systemctl stop prefect-server")
-            down = playbook(lab, "playbooks/status.yml", check=False)
+            down = playbook(lab.inventory, "playbooks/status.yml", check=False)
             lab.ssh("atd-prefect-01", "systemctl start prefect-server")
             wait_ready(lab)
         assert down.returncode != 0
@@ -378,7 +362,7 @@ def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_
         # The staging workers lost their scheduler and exit; Swarm starts them again and they join.
         scale("dask-staging-scheduler", 1)
     deadline = time.monotonic() + 180
-    while playbook(lab, "playbooks/status.yml", check=False).returncode != 0:
+    while playbook(lab.inventory, "playbooks/status.yml", check=False).returncode != 0:
         assert time.monotonic() < deadline, "the fleet did not become healthy again"
         time.sleep(5)
 
@@ -394,7 +378,7 @@ def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_
 def test_bad_options_of_the_rolling_restart_are_refused_before_any_restart(lab, option, message):
     hosts = lab.groups["prefect_workers"]
     before = started_at(lab, hosts)
-    result = playbook(lab, "playbooks/rolling_restart.yml", "-e", option, check=False)
+    result = playbook(lab.inventory, "playbooks/rolling_restart.yml", "-e", option, check=False)
     assert result.returncode != 0
     assert message in result.stdout
     assert started_at(lab, hosts) == before

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.ansible import playbook
+from lab.fleet import deployment, settle, wait_for
+from lab.flowruns import start, wait
+from lab.repo import push, remove
 from tests.conftest import run
 
 pytestmark = pytest.mark.lab
@@ -95,10 +99,7 @@ def test_no_secret_in_journals_command_lines_or_world_readable_files(lab):
     # The server and database tiers: the secrets of the migration pass there; every host's journal
     # and files below also hold what `make lab`, which converged every host, put there.
     lab.ssh(server, "rm -f /var/lib/prefect-server/.migrated-*")
-    converge = run(
-        ["ansible-playbook", "-i", lab.inventory, "site.yml", "--limit", "prefect_server:prefect_database"],
-        timeout=1800,
-    )
+    converge = playbook(lab.inventory, "site.yml", "--limit", "prefect_server:prefect_database", timeout=1800)
     assert converge.returncode == 0, converge.stdout[-4000:]
     assert "Run the migration unit and wait for it to finish" in converge.stdout
     assert lab.ssh(server, "ls /var/lib/prefect-server/.migrated-*").returncode == 0
@@ -163,11 +164,6 @@ def read_secret() -> dict:
 
 
 def test_a_flow_reads_its_environments_secret_block_and_the_value_is_in_no_log_or_api_answer(lab, tmp_path):
-    from lab.fleet import wait_for
-    from lab.flowruns import start, wait
-    from tests.lab.test_deployments import remove, settle
-    from tests.lab.test_workers import push
-
     api = lab.api
     value = flow_secrets(lab)["staging"]
     nonce = random.token_hex(3)
@@ -203,7 +199,5 @@ def test_a_flow_reads_its_environments_secret_block_and_the_value_is_in_no_log_o
 
 
 def _deployment(api, flow: str, name: str, version: str):
-    from tests.lab.test_deployments import deployment
-
     found = deployment(api, flow, name)
     return found if found and found["version"] == version else None

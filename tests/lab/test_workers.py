@@ -7,13 +7,13 @@ commit), on the checkouts as git sees them on the hosts, and on systemd's view o
 from __future__ import annotations
 
 import subprocess
-import time
 from collections import Counter
 
 import pytest
 
-from lab.fleet import Api, wait_for
+from lab.fleet import Api, checkout_head, wait_for, wait_for_checkouts, workers
 from lab.flowruns import start, wait
+from lab.repo import push
 
 pytestmark = pytest.mark.lab
 
@@ -23,59 +23,8 @@ def api(lab) -> Api:
     return lab.api
 
 
-def checkout_head(lab, host: str, environment: str) -> str:
-    return lab.ssh(
-        host, f"git -c safe.directory='*' -C /opt/prefect/{environment}/current rev-parse HEAD"
-    ).stdout.strip()
-
-
-def workers(lab) -> list[str]:
-    return lab.groups["prefect_workers"]
-
-
 def carrying(lab, label: str) -> set[str]:
     return set(lab.groups.get("label_" + label.replace("-", "_"), []))
-
-
-def push(lab, tmp_path, branch: str, message: str, force: bool = False, files: dict[str, str] | None = None) -> str:
-    """Commit on top of (or, with force, beside) `branch` of the lab remote; return the new head.
-    `files` ({path: text}) are appended to; by default flows/PUSHED.md is written."""
-    repo = tmp_path / f"clone-{branch}-{time.monotonic_ns()}"
-    env = lab.git_env()
-    git = ["git", "-c", "user.name=fleet-tests", "-c", "user.email=tests@prefect-fleet.invalid"]
-    subprocess.run(
-        ["git", "clone", "-q", "--branch", branch, lab.server["fleet_flows_repo"], str(repo)], env=env, check=True
-    )
-    if files is None:
-        # A nonce: the same message pushed twice (a test run again on one lab) is still a change.
-        (repo / "flows" / "PUSHED.md").write_text(f"{message}\n{time.time_ns()}\n")
-    for path, text in (files or {}).items():
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        with (repo / path).open("a") as handle:
-            handle.write(text)
-    subprocess.run([*git, "-C", str(repo), "add", "-A"], check=True)
-    if force:  # rewrite the branch head: the new commit does not descend from the old one
-        subprocess.run([*git, "-C", str(repo), "commit", "-q", "--amend", "-m", message], check=True)
-    else:
-        subprocess.run([*git, "-C", str(repo), "commit", "-q", "-m", message], check=True)
-    subprocess.run(
-        ["git", "-C", str(repo), "push", "-q", *(["--force"] if force else []), "origin", branch], env=env, check=True
-    )
-    return subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def wait_for_checkouts(lab, environment: str, commit: str, timeout: float) -> float:
-    """Seconds until every worker host's checkout of `environment` is at `commit` (fails at timeout)."""
-    started = time.monotonic()
-    pending = set(workers(lab))
-    while pending and time.monotonic() - started < timeout:
-        pending = {host for host in pending if checkout_head(lab, host, environment) != commit}
-        if pending:
-            time.sleep(0.5)
-    assert not pending, f"{environment} checkouts not at {commit[:12]} after {timeout:.0f} s on {sorted(pending)}"
-    return time.monotonic() - started
 
 
 def test_flows_run_in_their_environments_checkout_on_the_targeted_host(lab, api):
@@ -122,12 +71,15 @@ def test_an_unreachable_remote_keeps_the_checkout_and_fails_visibly(lab, api, tm
     git_host = lab.groups["lab_git_remote"][0]
     network = lab.server["lab_state_dir"].rstrip("/").rsplit("/", 1)[1]
     container = f"{network}-{git_host}"
+    unit = "prefect-git-sync@production.service"
+    # The test reads the outcome of the sync it starts itself: the timer, which would start the
+    # unit again between that start and the reads below, is stopped until the remote is back.
+    lab.ssh(host, "systemctl stop prefect-git-sync@production.timer")
     subprocess.run(["docker", "network", "disconnect", network, container], check=True)
     try:
         # A sync the timer started before the disconnect may still succeed, and `systemctl start`
         # would join it: wait for it to end first. Any sync that starts from here on cannot reach
         # the remote.
-        unit = "prefect-git-sync@production.service"
         wait_for(
             lambda: (
                 lab.ssh(host, f"systemctl show -p ActiveState --value {unit}").stdout.strip()
@@ -151,6 +103,7 @@ def test_an_unreachable_remote_keeps_the_checkout_and_fails_visibly(lab, api, tm
     finally:
         address = lab.addresses[git_host]
         subprocess.run(["docker", "network", "connect", "--ip", address, network, container], check=True)
+        lab.ssh(host, "systemctl start prefect-git-sync@production.timer")
     commit = push(lab, tmp_path, "production", "After the outage")
     wait_for_checkouts(lab, "production", commit, timeout=int(lab.server["prefect_worker_sync_interval"]) + 20)
     assert lab.ssh(host, f"systemctl is-failed {unit}", check=False).stdout.strip() != "failed"

@@ -12,7 +12,6 @@ import csv
 import functools
 import io
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.inventory import ROOT, resolve
+from lab.ansible import playbook
+from lab.inventory import resolve
 from lab.load import Load, unclean
 
 pytestmark = pytest.mark.lab
@@ -175,22 +175,12 @@ def test_a_converge_that_restarts_every_replica_loses_no_run_and_no_request(lab)
     Prefect version does: replica by replica, each drained at the load balancer first."""
 
     def converge(level: str) -> None:
-        result = subprocess.run(
-            [
-                str(BIN / "ansible-playbook"),
-                "-i",
-                lab.inventory,
-                "playbooks/server.yml",
-                "-e",
-                json.dumps({"prefect_server_extra_env": {"PREFECT_SERVER_LOGGING_LEVEL": level}}),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0"},
+        result = playbook(
+            lab.inventory,
+            "playbooks/server.yml",
+            "-e",
+            json.dumps({"prefect_server_extra_env": {"PREFECT_SERVER_LOGGING_LEVEL": level}}),
         )
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
         assert "Take the replica out of the load balancer" in result.stdout, "no replica was restarted"
 
     def restarts() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.conftest import VENV_BIN, run
+from lab.ansible import playbook
 
 
 def _preflight(tmp_path, inventory: dict) -> tuple[int, str]:
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory))
-    result = run([str(VENV_BIN / "ansible-playbook"), "-i", str(path), "playbooks/preflight.yml"])
+    result = playbook(path, "playbooks/preflight.yml", check=False)
     return result.returncode, " ".join((result.stdout + result.stderr).split())
 
 

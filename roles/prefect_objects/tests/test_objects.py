@@ -62,7 +62,7 @@ def test_a_notification_is_a_webhook_block_and_an_automation_calling_it(api):
     block = api("/block_types/slug/webhook/block_documents/name/fleet-notify-molecule-hook?include_secrets=true")
     assert block["data"]["url"] == "http://127.0.0.1:9/hook"
     automation = next(a for a in api("/automations/filter", {}) if a["name"] == "fleet: notify molecule-hook")
-    assert automation["trigger"]["expect"] == ["prefect.flow-run.Failed", "prefect.flow-run.Crashed"]
+    assert sorted(automation["trigger"]["expect"]) == ["prefect.flow-run.Crashed", "prefect.flow-run.Failed"]
     assert automation["trigger"]["match_related"]["prefect.resource.name"] == ["production"]
     assert automation["actions"][0]["block_document_id"] == block["id"]
 

@@ -4,37 +4,19 @@ and that a flow run created through the API survives a server restart."""
 from __future__ import annotations
 
 import json
-import shlex
 import uuid
+
+from tests.molecule_checks import HostApi
 
 SERVICE = "prefect-server.service"
 ENV_FILE = "/etc/prefect-server/server.env"
+CLIENT_ENV_FILE = "/root/prefect-client.env"
 
 
 def _settings(server) -> dict[str, str]:
     text = server.check_output(f"cat {ENV_FILE}")
     pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
     return {key: value.strip('"') for key, value in pairs}
-
-
-def _api(host, url: str, method: str = "GET", body: dict | None = None, auth: str = "") -> tuple[int, str]:
-    """Call the API from `host` with its own python3; return (status, body)."""
-    script = f"""
-import base64, json, sys, urllib.request, urllib.error
-req = urllib.request.Request({url!r}, method={method!r},
-    data={json.dumps(body).encode() if body is not None else None!r},
-    headers={{"Content-Type": "application/json"}})
-if {auth!r}:
-    req.add_header("Authorization", "Basic " + base64.b64encode({auth!r}.encode()).decode())
-try:
-    with urllib.request.urlopen(req, timeout=20) as r:
-        print(r.status); print(r.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code); print(e.read().decode())
-"""
-    out = host.check_output(f"python3 -c {shlex.quote(script)}")
-    status, _, text = out.partition("\n")
-    return int(status), text
 
 
 def _wait_healthy(server, port: str) -> None:
@@ -88,9 +70,10 @@ def test_database_settings_match_the_backend(server):
 def test_api_answers_from_another_host(server, client):
     settings = _settings(server)
     base = f"http://{server.backend.get_hostname()}:{settings['PREFECT_SERVER_API_PORT']}/api"
-    status, body = _api(client, f"{base}/health")
+    status, body = HostApi(client, url=base).request("GET", "/health")
     assert (status, body.strip()) == (200, "true")
-    status, body = _api(client, f"{base}/admin/version", auth=settings.get("PREFECT_SERVER_API_AUTH_STRING", ""))
+    # With the credential a client keeps in its 0600 settings file (written by the converge).
+    status, body = HostApi(client, env_file=CLIENT_ENV_FILE, url=base).request("GET", "/admin/version")
     assert status == 200
     assert json.loads(body) == server.check_output(
         "/opt/prefect-server/venvs/*/bin/python -c 'import prefect; print(prefect.__version__)'"
@@ -100,7 +83,7 @@ def test_api_answers_from_another_host(server, client):
 def test_auth_is_enforced_when_set(server, client):
     settings = _settings(server)
     base = f"http://{server.backend.get_hostname()}:{settings['PREFECT_SERVER_API_PORT']}/api"
-    status, _ = _api(client, f"{base}/admin/version")
+    status, _ = HostApi(client, url=base).request("GET", "/admin/version")
     expected = 401 if settings.get("PREFECT_SERVER_API_AUTH_STRING") else 200
     assert status == expected
 
@@ -109,13 +92,13 @@ def test_flow_run_survives_restart(server):
     settings = _settings(server)
     port = settings["PREFECT_SERVER_API_PORT"]
     base = f"http://127.0.0.1:{port}/api"
-    auth = settings.get("PREFECT_SERVER_API_AUTH_STRING", "")
+    api = HostApi(server, env_file=ENV_FILE, url=base)
     name = f"molecule-{uuid.uuid4().hex[:8]}"
 
-    status, body = _api(server, f"{base}/flows/", "POST", {"name": name}, auth)
+    status, body = api.request("POST", "/flows/", {"name": name})
     assert status in (200, 201), body
     flow_id = json.loads(body)["id"]
-    status, body = _api(server, f"{base}/flow_runs/", "POST", {"flow_id": flow_id, "name": name}, auth)
+    status, body = api.request("POST", "/flow_runs/", {"flow_id": flow_id, "name": name})
     assert status in (200, 201), body
     run_id = json.loads(body)["id"]
 
@@ -124,7 +107,7 @@ def test_flow_run_survives_restart(server):
     _wait_healthy(server, port)
     assert server.check_output(f"systemctl show -p MainPID --value {SERVICE}") != before
 
-    status, body = _api(server, f"{base}/flow_runs/{run_id}", auth=auth)
+    status, body = api.request("GET", f"/flow_runs/{run_id}")
     assert status == 200, body
     run = json.loads(body)
     assert (run["id"], run["name"], run["flow_id"]) == (run_id, name, flow_id)

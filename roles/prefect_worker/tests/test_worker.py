@@ -4,34 +4,18 @@ healthy worker running as the service user, a sync timer, and the pool and queue
 
 from __future__ import annotations
 
-import json
 import shlex
 
 import pytest
 
+from tests.molecule_checks import HostApi
+
 ENVIRONMENTS = {"production": ("production", 8081), "staging": ("main", 8082)}
-API = "http://prefect-worker-server:4200/api"
-
-
-# The credentials are read on the host, from the worker's 0600 settings file, so that they never
-# appear on a command line (where ps and the journal would show them).
-_AUTH_HEADER = (
-    "import base64, shlex; "
-    "line = next(l for l in open('/etc/prefect-worker/production.env') if l.startswith('PREFECT_API_AUTH_STRING=')); "
-    "auth = shlex.split(line.split('=', 1)[1])[0]; "
-    "headers = {'Content-Type': 'application/json', 'Authorization': 'Basic ' + base64.b64encode(auth.encode()).decode()}; "
-)
 
 
 def _api(host, path: str, body: dict | None = None):
-    data = None if body is None else json.dumps(body).encode()
-    script = (
-        _AUTH_HEADER + "import urllib.request; "
-        f"r = urllib.request.Request({API + path!r}, data={data!r}, method={'GET' if body is None else 'POST'!r}, "
-        "headers=headers); "
-        "print(urllib.request.urlopen(r, timeout=20).read().decode())"
-    )
-    return json.loads(host.check_output(f"python3 -c {shlex.quote(script)}"))
+    """The API as the worker sees it, with the credential of its 0600 settings file."""
+    return HostApi(host, env_file="/etc/prefect-worker/production.env")("GET" if body is None else "POST", path, body)
 
 
 @pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))

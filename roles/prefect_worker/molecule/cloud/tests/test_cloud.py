@@ -11,25 +11,14 @@ import time
 
 import pytest
 
+from tests.molecule_checks import HostApi
+
 ENVIRONMENTS = {"production": 8081, "staging": 8082}
-# Runs on the worker host, as root: calls the workspace URL with the key read from the worker's
-# own settings file, so that the key is never on a command line. argv: method, path, JSON body.
-CALL = r"""
-import json, sys, urllib.request
-settings = dict(line.split("=", 1) for line in open("/etc/prefect-worker/production.env").read().splitlines()
-                if "=" in line and not line.startswith("#"))
-url, key = (settings[k].strip('"') for k in ("PREFECT_API_URL", "PREFECT_API_KEY"))
-method, path, body = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None
-request = urllib.request.Request(url + path, method=method, data=body.encode() if body else None,
-                                 headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
-print(urllib.request.urlopen(request, timeout=20).read().decode() or "null")
-"""
 
 
 def call(worker, method: str, path: str, body: dict | None = None):
-    args = [method, path] + ([json.dumps(body)] if body is not None else [])
-    out = worker.check_output("python3 -c " + shlex.quote(CALL) + " " + " ".join(shlex.quote(a) for a in args))
-    return json.loads(out)
+    """The workspace as the worker sees it: its URL and key from the worker's own 0600 settings."""
+    return HostApi(worker, env_file="/etc/prefect-worker/production.env")(method, path, body)
 
 
 def requests(standin) -> list[dict]:

@@ -1,0 +1,48 @@
+"""The one way tests and benchmarks run ansible-playbook: the project's venv first on PATH, from
+the repository's root, no colour, without the flags of an enclosing `make` (a playbook started
+from a test is a run of its own, not a job of the suite's `make -j2`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the Makefile gives Ansible, plus `extra`."""
+    return {
+        **{k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        **(extra or {}),
+    }
+
+
+def playbook(
+    inventory: str | Path,
+    *args: str,
+    check: bool = True,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """Run `ansible-playbook -i INVENTORY ARGS...` and return it; with `check` (the default), fail
+    the calling test with the run's last output unless it succeeded."""
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), *args],
+        cwd=cwd,
+        env=environment(env),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    return result
