@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,19 @@ def test_public_variables_carry_the_role_prefix(role):
         assert name.startswith(prefix), f"{role.name}: {name} lacks the {prefix} prefix"
     for name in _load(role / "vars" / "main.yml") if (role / "vars" / "main.yml").exists() else {}:
         assert name.startswith("_" + prefix), f"{role.name}: internal {name} must start with _{prefix}"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_role_has_a_readme_listing_its_variables(role):
+    """Each role's README (what it does, its variables, an example play) names every variable of
+    its defaults, and its example sets only variables the role has."""
+    readme = role / "README.md"
+    assert readme.is_file(), f"{role.name} has no README.md"
+    text = readme.read_text()
+    missing = [name for name in _load(role / "defaults" / "main.yml") if f"`{name}`" not in text]
+    assert not missing, f"{role.name}/README.md does not list {missing}"
+    assert "## Example playbook" in text
+    example = text.split("## Example playbook", 1)[1]
+    used = set(re.findall(rf"^\s+({role.name}_\w+):", example, re.M))
+    unknown = sorted(used - set(_load(role / "defaults" / "main.yml")))
+    assert not unknown, f"{role.name}/README.md's example sets variables the role does not have: {unknown}"
