@@ -70,7 +70,7 @@ deploy: venv ## Register every environment's deployments from its checkout now (
 check-flows: venv ## Check flows/deployments.yml as the hosts will, against INVENTORY's host labels (before a push)
 	@labels=$$($(BIN)/ansible-inventory -i $(INVENTORY) --list | $(PY) -c 'import json, sys; i = json.load(sys.stdin); \
 	  print(",".join(sorted({l for h in i.get("prefect_workers", {}).get("hosts", []) for l in i["_meta"]["hostvars"][h].get("fleet_labels", [])})))'); \
-	$(PY) roles/prefect_worker/files/prefect_fleet_deploy.py --check flows --labels "$$labels"
+	PYTHONPATH=host/src $(PY) -m prefect_fleet_host deploy --check flows --labels "$$labels"
 
 .PHONY: status
 status: venv ## The fleet's state (units, health, ONLINE, checkouts, runs); non-zero when unhealthy

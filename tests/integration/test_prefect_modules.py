@@ -318,7 +318,7 @@ def test_secret_block_errors_are_clear(api, tmp_path, args, message):
 
 
 def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(api, process_template, tmp_path):
-    """roles/prefect_worker/files/prefect_fleet_deploy.py as the prefect-deploy@ unit runs it (its own
+    """`prefect-fleet deploy` (prefect_fleet_host.deploy) as the prefect-deploy@ unit runs it (its own
     process, a checkout's layout, its settings file), against the real API: create, nothing to do
     the second time, a changed schedule replaced, a dropped entry paused or deleted, a deployment
     made by hand in the same pool left alone, and a wrong spec changing nothing."""
@@ -361,11 +361,16 @@ def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(
             "PREFECT_API_URL": api,
             "PREFECT_API_AUTH_STRING": AUTH,
             "PREFECT_HOME": str(tmp_path / "home"),
+            "PYTHONPATH": str(ROOT / "host" / "src"),
         }
         proc = subprocess.run(
             [
                 sys.executable,
-                str(ROOT / "roles/prefect_worker/files/prefect_fleet_deploy.py"),
+                "-m",
+                "prefect_fleet_host",
+                "deploy",
+                "--python",
+                sys.executable,
                 "--config",
                 str(settings),
                 "regis",

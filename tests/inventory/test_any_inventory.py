@@ -15,6 +15,7 @@ from lab.ansible import playbook
 from lab.fleet import Lab
 from lab.flowruns import start, wait
 from lab.inventory import write_lab_inventory
+from prefect_fleet_host.layout import Layout
 from tests.conftest import recaps, run
 
 pytestmark = pytest.mark.lab
@@ -94,7 +95,7 @@ def test_the_shared_label_spreads_each_environments_runs_over_its_two_hosts(alt)
         commit = branches[ENVIRONMENTS[environment]["branch"]]
         for flow_run in runs:
             assert (flow_run.report["environment"], flow_run.report["commit"]) == (environment, commit)
-            assert flow_run.report["cwd"].startswith(f"/opt/prefect/{environment}/trees/{commit}-")
+            assert Layout.of(f"/opt/prefect/{environment}").commit_of(flow_run.report["cwd"]) == commit
 
 
 def worker_command_line(lab: Lab, host: str, environment: str) -> str:

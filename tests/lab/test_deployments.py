@@ -19,6 +19,7 @@ from lab.ansible import playbook
 from lab.fleet import checkout_head, deploy_state, deployer, deployment, settle, wait_for, workers
 from lab.flowruns import start, wait
 from lab.repo import cherry_pick, push, remove
+from prefect_fleet_host.layout import Layout
 from tests.conftest import recaps
 
 pytestmark = pytest.mark.lab
@@ -72,7 +73,7 @@ def test_a_flow_pushed_to_main_is_staging_only_until_it_reaches_production_and_g
     (ran,) = wait(api, [start(api, flow, staging, "staging", LABEL, {"note": "from main"})], timeout=180)
     assert ran.state == "COMPLETED", ran
     assert (ran.report["host"], ran.report["commit"]) == (LABEL, on_main)
-    assert ran.report["cwd"].startswith(f"/opt/prefect/staging/trees/{on_main}-")
+    assert Layout.of("/opt/prefect/staging").commit_of(ran.report["cwd"]) == on_main
     # The other staging deployments were registered from the same commit; production's were not.
     others = {d["name"]: d["version"] for d in api.call("POST", "/deployments/filter", {"limit": 200})}
     assert others["fleet-report-staging-atd-data02"] == on_main

@@ -70,7 +70,7 @@ def assert_restarted_one_after_another(before: dict[str, int], after: dict[str, 
 
 
 def in_flight(lab, host: str, environment: str = ENVIRONMENT) -> list[list[str]]:
-    out = lab.ssh(host, f"prefect-fleet-worker-runs {environment}").stdout
+    out = lab.ssh(host, f"prefect-fleet runs {environment}").stdout
     return [line.split() for line in out.splitlines()]
 
 

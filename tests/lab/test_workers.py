@@ -14,6 +14,7 @@ import pytest
 from lab.fleet import Api, checkout_head, wait_for, wait_for_checkouts, workers
 from lab.flowruns import start, wait
 from lab.repo import push
+from prefect_fleet_host.layout import Layout
 
 pytestmark = pytest.mark.lab
 
@@ -40,7 +41,7 @@ def test_flows_run_in_their_environments_checkout_on_the_targeted_host(lab, api)
         report = run.report
         assert report["host"] == "atd-data02"
         assert report["environment"] == run.environment
-        assert report["cwd"].startswith(f"/opt/prefect/{run.environment}/trees/{heads[branch]}-")
+        assert Layout.of(f"/opt/prefect/{run.environment}").commit_of(report["cwd"]) == heads[branch]
         assert report["cwd"].endswith("/flows")
         assert report["commit"] == heads[branch]
         # One process per run: the pool's command, the environment's venv (not a supervisor's Python).

@@ -1,26 +1,24 @@
-"""The deployments' registrar (roles/prefect_worker/files/prefect_fleet_deploy.py) reads a branch's
+"""The deployments' registrar (prefect_fleet_host.deploy, `prefect-fleet deploy`) reads a branch's
 spec as the hosts do: every bad input is named before any change, a good spec becomes the API's
 deployments, and the repository's own flows/deployments.yml is good. The API side is tested end to
 end on the lab (tests/lab/test_deployments.py)."""
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from prefect_fleet_host import deploy
 from tests.conftest import ROOT
-
-_path = ROOT / "roles/prefect_worker/files/prefect_fleet_deploy.py"
-_spec = importlib.util.spec_from_file_location("prefect_fleet_deploy", _path)
-deploy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(deploy)
 
 LABELS = ["atd-data02", "etl"]
 FLOW = (ROOT / "tests" / "data" / "hello.py").read_text()
+# How the controller runs the host package (make check-flows): its sources on the path.
+HOST_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "host" / "src")}
 
 
 @pytest.fixture
@@ -154,7 +152,9 @@ def test_the_repositorys_own_spec_passes_the_check_as_ci_would_run_it():
     result = subprocess.run(
         [
             sys.executable,
-            str(_path),
+            "-m",
+            "prefect_fleet_host",
+            "deploy",
             "--check",
             str(ROOT / "flows"),
             "--labels",
@@ -163,15 +163,26 @@ def test_the_repositorys_own_spec_passes_the_check_as_ci_would_run_it():
         capture_output=True,
         text=True,
         check=False,
+        env=HOST_ENV,
     )
     assert result.returncode == 0, result.stderr
     assert "fleet-report-staging-atd-data02\tfleet-report\t" in result.stdout
     assert "etl-report-staging-etl" in result.stdout
     bad = subprocess.run(
-        [sys.executable, str(_path), "--check", str(ROOT / "flows"), "--labels", "atd-data02"],
+        [
+            sys.executable,
+            "-m",
+            "prefect_fleet_host",
+            "deploy",
+            "--check",
+            str(ROOT / "flows"),
+            "--labels",
+            "atd-data02",
+        ],
         capture_output=True,
         text=True,
         check=False,
+        env=HOST_ENV,
     )
     assert bad.returncode == 1
     assert "deployment 'etl-report': labels etl are carried by no worker host" in bad.stderr

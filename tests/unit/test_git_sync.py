@@ -1,4 +1,4 @@
-"""prefect-fleet-git-sync, run for real on the controller against a local git remote: atomic
+"""`prefect-fleet git-sync` (prefect_fleet_host.git_sync), run for real on the controller against a local git remote: atomic
 updates, stray local changes, a requirements change rebuilding the venv, an unreachable remote.
 Its venvs install from the wheelhouse that `make wheelhouse` builds (no index)."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import yaml
 
 from tests.conftest import ROOT
 
-SCRIPT = ROOT / "roles/prefect_worker/files/prefect-fleet-git-sync"
+HOST_PACKAGE = ROOT / "host" / "src"
 VERSION = yaml.safe_load((ROOT / "group_vars/all/fleet.yml").read_text())["fleet_prefect_version"]
 WHEELHOUSE = ROOT / ".cache/wheelhouse" / f"prefect-{VERSION}.tar"
 GIT = ["git", "-c", "user.name=tests", "-c", "user.email=tests@prefect-fleet.invalid"]
@@ -51,8 +52,8 @@ def world(tmp_path_factory):
 
 def sync(world, **overrides) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SCRIPT), "production"],
-        env={**world["env"], **overrides},
+        [sys.executable, "-m", "prefect_fleet_host", "git-sync", "production"],
+        env={**world["env"], "PYTHONPATH": str(HOST_PACKAGE), **overrides},
         capture_output=True,
         text=True,
         check=False,

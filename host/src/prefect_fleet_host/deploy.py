@@ -1,11 +1,11 @@
-"""prefect-fleet-deploy: register one environment's deployments from its own checkout.
+"""`prefect-fleet deploy`: register one environment's deployments from its own checkout.
 
 Run by the prefect-deploy@ENVIRONMENT unit (as the service user, with the environment's settings)
 on the one worker host that registers that environment's deployments, with the environment's own
 virtualenv (so with the Prefect release the fleet runs):
 
-    python prefect_fleet_deploy.py ENVIRONMENT            # reads /etc/prefect-worker/ENVIRONMENT.deploy.json
-    python prefect_fleet_deploy.py --check FLOWS_DIR --labels a,b [--environment staging]
+    prefect-fleet deploy --python /opt/prefect/ENV/venv/bin/python --config ENV.deploy.json ENV
+    prefect-fleet deploy --check FLOWS_DIR --labels a,b [--environment staging]     (no API)
 
 It reads the spec (flows/deployments.yml) of the environment's checkout, checks all of it before
 any change, then makes the environment's deployments (work pool = environment, work queue = host
@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from prefect_fleet_host.layout import Layout, commit_of_tree
 
 MANAGED_TAG = "prefect-fleet"
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -451,7 +453,7 @@ def _log(environment: str, commit: str, text: str, stream=sys.stdout) -> None:
 
 
 def _write_state(state_dir: Path, state: dict) -> None:
-    path = state_dir / "deploy-state.json"
+    path = Layout.of(state_dir).deploy_state_file
     temporary = path.with_suffix(".json.new")
     temporary.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
     os.replace(temporary, path)
@@ -461,12 +463,12 @@ def run(config: dict) -> int:
     import yaml
 
     environment = config["environment"]
-    state_dir = Path(config["state_dir"])
-    current = state_dir / "current"
+    layout = Layout.of(config["state_dir"])
+    state_dir, current = layout.env_dir, layout.current
     with open(state_dir / ".deploy.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         tree = current.resolve()
-        commit = tree.name.split("-", 1)[0]
+        commit = commit_of_tree(tree.name)
         flows_dir = tree / config["flows_dir"]
         state = {"environment": environment, "commit": commit, "started": time.time()}
         spec_path = flows_dir / config["spec"]
@@ -493,7 +495,7 @@ def run(config: dict) -> int:
             _log(environment, commit, "nothing registered: the spec has the errors above", sys.stderr)
             _write_state(state_dir, dict(state, ok=False, kind="spec", errors=error.problems, finished=time.time()))
             # Final for this commit: the next commit is tried, not this one again at every sync.
-            (state_dir / ".deployed-commit").write_text(commit + "\n")
+            layout.deployed_marker.write_text(commit + "\n")
             return EXIT_SPEC
         api = None
         try:
@@ -512,7 +514,7 @@ def run(config: dict) -> int:
         _log(environment, commit, f"{summary or 'no change'} ({len(outcome['unchanged'])} unchanged)")
         _write_state(state_dir, dict(state, ok=True, errors=[], finished=time.time(), **outcome))
         # Read by the sync's hook: this commit is done.
-        (state_dir / ".deployed-commit").write_text(commit + "\n")
+        layout.deployed_marker.write_text(commit + "\n")
         return 0
 
 
@@ -533,7 +535,7 @@ def check(flows_dir: Path, labels: list[str], environment: str, schedules_active
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="prefect-fleet deploy", description=__doc__.split("\n\n")[0])
     parser.add_argument("environment", nargs="?")
     parser.add_argument("--config", help="settings file (default /etc/prefect-worker/ENVIRONMENT.deploy.json)")
     parser.add_argument("--check", metavar="FLOWS_DIR", help="only check a flows directory's spec (no API)")

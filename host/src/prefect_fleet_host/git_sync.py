@@ -1,0 +1,181 @@
+"""`prefect-fleet git-sync ENVIRONMENT`: move an environment's checkout to the head of its branch.
+
+Run by prefect-git-sync@ENVIRONMENT.service (as the environment's service user) with the
+environment's settings: FLEET_REPO, FLEET_BRANCH, FLEET_ENV_DIR, FLEET_PREFECT_VERSION, and
+optionally FLEET_REQUIREMENTS (flows/requirements.txt) and FLEET_KEEP_TREES (3).
+
+A failed fetch (remote unreachable) changes nothing and exits non-zero, so that the unit shows
+failed. Force-pushes are followed (+refspec); local edits in a tree are left behind in a fresh
+tree. Prints "updated <old> -> <new>" or "unchanged <commit>", and "venv <hash>" when the
+environment's virtualenv changed (a running worker keeps the old interpreter: the restart is asked
+for with a marker the sync's hook, as root, acts on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from prefect_fleet_host.layout import Layout, swap_link
+
+
+class SyncError(Exception):
+    pass
+
+
+def git(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=check)
+
+
+def requirements_hash(version: str, constraints: Path | None, requirements: Path) -> str:
+    """The key of a virtualenv in the store: Prefect's version, the constraints and the flows'
+    requirements (the same bytes the earlier shell version hashed, so that hosts keep their venvs)."""
+    digest = hashlib.sha256(f"{version}\n".encode())
+    for path in (constraints, requirements):
+        if path is not None and path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def fetch(layout: Layout, repo: str, branch: str) -> str:
+    """Update the mirror from the remote; return the branch's head commit."""
+    if not layout.mirror.is_dir():
+        git("init", "-q", "--bare", str(layout.mirror))
+        git("-C", str(layout.mirror), "config", "gc.auto", "0")
+    git("-C", str(layout.mirror), "config", "remote.origin.url", repo)
+    fetched = git(
+        "-C", str(layout.mirror), "fetch", "-q", "--no-tags", "origin", f"+refs/heads/{branch}:refs/heads/{branch}",
+        check=False,
+    )  # fmt: skip
+    if fetched.returncode != 0:
+        sys.stderr.write(fetched.stderr)
+        raise SyncError(f"fetching {branch} from {repo} failed; keeping the current checkout")
+    return git("-C", str(layout.mirror), "rev-parse", f"refs/heads/{branch}^{{commit}}").stdout.strip()
+
+
+def check_out(layout: Layout, commit: str) -> str:
+    """Make `current` a clean checkout of `commit`; return what to print."""
+    old = ""
+    if layout.current.is_symlink():
+        old = git("-C", str(layout.current), "rev-parse", "HEAD", check=False).stdout.strip()
+    # A local edit of a tracked file also earns a fresh tree; untracked files do not (the flows' own
+    # __pycache__ directories would otherwise make every tick a new tree under the runs in flight).
+    dirty = old and git("-C", str(layout.current), "status", "--porcelain", "--untracked-files=no", check=False).stdout
+    if old == commit and not dirty:
+        return f"unchanged {commit}"
+    tree, staging = layout.new_tree(commit), layout.incoming()
+    shutil.rmtree(staging, ignore_errors=True)
+    git("clone", "-q", "--no-checkout", str(layout.mirror), str(staging))
+    git("-C", str(staging), "-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit)
+    os.rename(staging, tree)
+    swap_link(tree, layout.current)
+    return f"updated {old or 'none'} -> {commit}"
+
+
+def build_venv(venv: Path, version: str, requirements: Path) -> None:
+    """A venv cannot move (its scripts name their interpreter's path): it is built in place and
+    marked complete last; an unmarked one is a leftover of an interrupted build."""
+    if (venv / ".complete").exists():
+        return
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    args = [f"prefect=={version}"] + (["-r", str(requirements)] if requirements.is_file() else [])
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *args], check=True)
+    (venv / ".complete").touch()
+
+
+def paths_in_use() -> set[str]:
+    """Every process's working directory and program: what a flow run in flight still uses."""
+    used = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            used.add(os.readlink(proc / "cwd"))
+        try:
+            program = (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+        except OSError:
+            continue
+        if program:
+            used.add(program)
+    return used
+
+
+def keep_newest(directory: Path, count: int, protected: Iterable[str], in_use: set[str]) -> None:
+    """Keep the `count` newest directories of `directory` (by modification time), the protected
+    ones and every one a process still works in or runs from; remove the rest."""
+    protected = {str(p) for p in protected if p}
+    entries = [p for p in directory.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in entries[count:]:
+        name = str(path)
+        if name in protected or name in in_use or any(used.startswith(name + "/") for used in in_use):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sync(settings: dict[str, str]) -> list[str]:
+    """One sync of the environment `settings` describe; returns the lines to print."""
+    try:
+        repo, branch = settings["FLEET_REPO"], settings["FLEET_BRANCH"]
+        layout, version = Layout.of(settings["FLEET_ENV_DIR"]), settings["FLEET_PREFECT_VERSION"]
+    except KeyError as missing:
+        raise SyncError(f"{missing.args[0]} is not set (the environment's settings file sets it)") from None
+    keep = int(settings.get("FLEET_KEEP_TREES", "3"))
+    layout.trees.mkdir(parents=True, exist_ok=True)
+    layout.store.mkdir(parents=True, exist_ok=True)
+    commit = fetch(layout, repo, branch)
+    lines = [check_out(layout, commit)]
+
+    # The flows' virtualenv: rebuilt only when the requirements (or Prefect's pin) change. The
+    # environments' syncs take the store's lock from here on: one builds a venv the other waits for
+    # and then shares, and no clean-up removes a venv another environment is about to use.
+    with open(layout.store / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        requirements = layout.current / settings.get("FLEET_REQUIREMENTS", "flows/requirements.txt")
+        constraints = Path(settings["PIP_CONSTRAINT"]) if settings.get("PIP_CONSTRAINT") else None
+        key = requirements_hash(version, constraints, requirements)
+        venv = layout.store / key
+        build_venv(venv, version, requirements)
+        previous = layout.current_venv()
+        if previous != venv:
+            swap_link(venv, layout.venv)
+            lines.append(f"venv {key}")
+            if previous is not None:
+                layout.restart_marker.touch()
+
+        # Keep the newest trees and venvs, and every one that a process (a flow run in flight,
+        # handed off by a restarted worker or not) still works in or runs from; drop the rest.
+        in_use = paths_in_use()
+        keep_newest(layout.trees, keep, [str(layout.current_tree() or "")], in_use)
+        # Venvs: every environment's current one, and the newest two per environment (a restarted
+        # worker's runs in flight may still use the previous one).
+        linked = [str(Layout.of(d).current_venv() or "") for d in layout.env_dir.parent.iterdir() if d.is_dir()]
+        linked = [v for v in linked if v]
+        keep_newest(layout.store, 2 * max(len(linked), 1), linked, in_use)
+        # Venvs of the layout before the shared store (<env>/venvs): the one just left is kept
+        # until the next sync (the worker restarts off it now), then they go.
+        old_store = layout.env_dir / "venvs"
+        if old_store.is_dir():
+            keep_newest(old_store, 0, [str(previous or "")], in_use)
+            with contextlib.suppress(OSError):
+                old_store.rmdir()
+    return lines
+
+
+def main(environment: str) -> int:
+    os.umask(0o027)
+    try:
+        for line in sync(dict(os.environ)):
+            print(line, flush=True)
+    except SyncError as error:
+        print(f"prefect-fleet git-sync[{environment}]: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,134 @@
+"""The host package (host/src/prefect_fleet_host) on recorded inputs: the checkout layout it owns,
+the hook's reading of a registration's outcome, the lister of runs in flight on a recorded /proc,
+the `prefect-fleet` command's JSON; and the wheel the roles install, built twice, is the same."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prefect_fleet_host import __version__, after_sync, cli, runs
+from prefect_fleet_host.layout import Layout, commit_of_tree, swap_link
+from tests.conftest import ROOT
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def layout(tmp_path) -> Layout:
+    layout = Layout.of(tmp_path / "production")
+    tree = layout.new_tree(COMMIT)
+    tree.mkdir(parents=True)
+    swap_link(tree, layout.current)
+    venv = layout.store / "abcdef0123456789"
+    venv.mkdir(parents=True)
+    swap_link(venv, layout.venv)
+    return layout
+
+
+def test_the_layout_names_the_checkout_its_commit_and_venv_without_git(layout):
+    assert layout.current_commit() == COMMIT
+    assert layout.current_venv().name == "abcdef0123456789"
+    assert layout.store == layout.env_dir.parent / "_venvs"
+    assert layout.describe() == {
+        "environment": "production",
+        "commit": COMMIT,
+        "tree": str(layout.current_tree()),
+        "venv": "abcdef0123456789",
+        "deployed_commit": None,
+    }
+    layout.deployed_marker.write_text(COMMIT + "\n")
+    assert layout.describe()["deployed_commit"] == COMMIT
+
+
+def test_a_path_inside_a_tree_is_traced_to_its_commit(layout):
+    assert layout.commit_of(layout.current_tree() / "flows" / "etl") == COMMIT
+    assert layout.commit_of("/opt/prefect/staging/trees/x-1") is None
+    assert commit_of_tree(f"{COMMIT}-1733412345") == COMMIT
+
+
+def test_a_swap_replaces_the_link_in_one_rename(tmp_path):
+    link = tmp_path / "current"
+    swap_link(tmp_path / "a", link)
+    swap_link(tmp_path / "b", link)
+    assert os.readlink(link) == str(tmp_path / "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current"]
+
+
+def test_before_the_first_sync_there_is_no_checkout(tmp_path):
+    empty = Layout.of(tmp_path / "staging")
+    assert (empty.current_commit(), empty.current_venv(), empty.deploy_state()) == (None, None, {})
+
+
+@pytest.mark.parametrize(
+    ("state", "ok", "lines"),
+    [
+        ({"commit": COMMIT, "ok": True, "created": ["a", "b"], "removed": ["c"]}, True, ["created a, b; removed c"]),
+        ({"commit": COMMIT, "ok": True}, True, ["no change"]),
+        ({"commit": COMMIT, "ok": False, "kind": "spec", "errors": ["x"]}, False, ["the spec is wrong:", "  x"]),
+        ({"commit": COMMIT, "ok": False, "kind": "api", "errors": ["503"]}, False, ["the API failed:", "  503"]),
+        ({"commit": "other"}, False, ["the registration recorded no outcome"]),
+    ],
+    ids=["created", "no-change", "spec", "api", "none"],
+)
+def test_the_hook_reports_a_registrations_outcome(state, ok, lines):
+    reported_ok, reported = after_sync.outcome(state, COMMIT)
+    assert reported_ok is ok
+    assert reported[0].startswith(f"deployments of {COMMIT[:12]}:")
+    assert all(any(line in r for r in reported) for line in lines), reported
+
+
+def _process(proc: Path, pid: int, cgroup: str, environ: dict[str, str]) -> None:
+    (proc / str(pid)).mkdir()
+    (proc / str(pid) / "cgroup").write_text(f"0::{cgroup}\n")
+    (proc / str(pid) / "environ").write_bytes(b"\0".join(f"{k}={v}".encode() for k, v in environ.items()))
+
+
+def test_runs_in_flight_are_the_processes_in_a_worker_units_cgroup_that_name_a_run(tmp_path):
+    unit = "/system.slice/system-prefect\\x2dworker.slice/prefect-worker@{}.service"
+    _process(tmp_path, 10, unit.format("production"), {"PATH": "/usr/bin"})  # the worker itself
+    _process(tmp_path, 11, unit.format("production"), {"PREFECT__FLOW_RUN_ID": "run-b"})
+    _process(tmp_path, 12, unit.format("production"), {"PREFECT__FLOW_RUN_ID": "run-b"})  # its child
+    _process(tmp_path, 13, unit.format("staging"), {"PREFECT__FLOW_RUN_ID": "run-a"})
+    _process(tmp_path, 14, "/system.slice/cron.service", {"PREFECT__FLOW_RUN_ID": "run-c"})
+    (tmp_path / "self").mkdir()
+    assert runs.in_flight(["production", "staging"], tmp_path) == [
+        ("production", "run-b", 11),
+        ("staging", "run-a", 13),
+    ]
+    assert runs.in_flight(["qa"], tmp_path) == []
+
+
+def test_the_command_prints_a_checkout_as_json(layout, capsys):
+    assert cli.main(["checkout", "production", "--root", str(layout.env_dir.parent)]) == 0
+    assert json.loads(capsys.readouterr().out)["commit"] == COMMIT
+
+
+def test_the_command_refuses_unknown_arguments_and_knows_its_version(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["runs"])
+    with pytest.raises(SystemExit):
+        cli.main(["checkout", "production", "--colour"])
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert __version__ in capsys.readouterr().out
+
+
+def test_the_wheel_the_roles_install_is_the_same_from_the_same_sources(tmp_path):
+    wheels = []
+    for build in ("one", "two"):
+        subprocess.run(
+            [sys.executable, "-m", "flit_core.wheel", "--outdir", str(tmp_path / build), str(ROOT / "host")],
+            env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
+            capture_output=True,
+            check=True,
+        )
+        (wheel,) = (tmp_path / build).iterdir()
+        wheels.append(wheel)
+    assert wheels[0].name == f"prefect_fleet_host-{__version__}-py3-none-any.whl"
+    assert wheels[0].read_bytes() == wheels[1].read_bytes()
