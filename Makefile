@@ -73,8 +73,8 @@ check-flows: venv ## Check flows/deployments.yml as the hosts will, against INVE
 	PYTHONPATH=host/src $(PY) -m prefect_fleet_host deploy --check flows --labels "$$labels"
 
 .PHONY: status
-status: venv ## The fleet's state (units, health, ONLINE, checkouts, runs); non-zero when unhealthy
-	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
+status: venv ## The fleet's state as a table (ARGS=--json: as JSON); exit 2 when unhealthy
+	@$(ANSIBLE_ENV) $(PY) tools/fleet-status.py -i $(INVENTORY) $(ARGS)
 
 .PHONY: rolling-restart
 rolling-restart: venv ## Restart the fleet host by host, losing no flow run (ARGS='--limit label_x -e drain=true')

@@ -11,15 +11,17 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from lab import ansible
 from lab.ansible import playbook
 from lab.fleet import Api, wait_for_checkouts
-from lab.inventory import resolve
+from lab.inventory import ROOT, resolve
 from lab.load import Load, OnlineSampler, parse_time, read_outcomes, unclean
 from lab.repo import push
 
@@ -325,34 +327,63 @@ def test_a_rolling_reboot_drains_reboots_and_brings_the_host_back(lab, api, depl
     assert lab.ssh(host, f"systemctl is-active prefect-worker@{ENVIRONMENT}").stdout.strip() == "active"
 
 
+def fleet_status(lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """`make status` as an operator runs it: the table (or --json), exit 2 when unhealthy."""
+    return subprocess.run(
+        [sys.executable, "tools/fleet-status.py", "-i", lab.inventory, *args],
+        cwd=ROOT,
+        env=ansible.environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_down_scheduler_and_a_down_server(
     lab, tmp_path, health_sampler
 ):
     from lab.dask import scale
 
-    healthy = playbook(lab.inventory, "playbooks/status.yml", check=False)
-    assert healthy.returncode == 0, healthy.stdout[-4000:]
-    assert "The fleet is healthy" in healthy.stdout
+    started = time.monotonic()
+    healthy = fleet_status(lab)
+    print(f"make status took {time.monotonic() - started:.1f} s")
+    assert healthy.returncode == 0, healthy.stdout[-4000:] + healthy.stderr[-4000:]
+    # Only the table: no playbook output.
+    assert "TASK [" not in healthy.stdout
+    assert "PLAY RECAP" not in healthy.stdout
+    assert healthy.stdout.splitlines()[-1] == "The fleet is healthy."
     assert "database postgresql" in healthy.stdout
     for environment in lab.server["fleet_environments"]:
         # Each environment's Dask cluster: scheduler up, every worker joined, the venv's versions match.
         assert re.search(rf"dask +{environment} +scheduler up +workers (\d+)/\1 .* versions match +ok", healthy.stdout)
+    document = json.loads(fleet_status(lab, "--json").stdout)
+    assert document["healthy"] is True
+    assert {(row["host"], row["environment"]) for row in document["workers"]} == {
+        (host, environment)
+        for host in lab.groups["prefect_workers"]
+        for environment in lab.server["fleet_environments"]
+    }
     try:
         lab.ssh("atd-data03", f"systemctl stop prefect-git-sync@{ENVIRONMENT}.timer")
         push(lab, tmp_path, ENVIRONMENT, "left behind by atd-data03")
         lab.ssh("atd-data04", "systemctl stop prefect-worker@staging")
         scale("dask-staging-scheduler", 0)
-        sick = playbook(lab.inventory, "playbooks/status.yml", check=False)
-        assert sick.returncode != 0
+        sick = fleet_status(lab)
+        assert sick.returncode == 2, sick.stdout[-3000:] + sick.stderr[-3000:]
         assert "atd-data03/production: checkout stale (sync timer inactive" in sick.stdout
         assert "atd-data04/staging: worker inactive; /health no answer" in sick.stdout
         assert "dask staging: scheduler did not answer" in " ".join(sick.stdout.split())
+        sick_document = json.loads(fleet_status(lab, "--json").stdout)
+        assert sick_document["healthy"] is False
+        assert any(p.startswith("atd-data04/staging: worker inactive") for p in sick_document["problems"])
+        # The playbook itself fails too, for whoever runs it without the wrapper.
+        assert playbook(lab.inventory, "playbooks/status.yml", check=False).returncode != 0
         with health_sampler.planned_outage("fleet status with the server stopped"):
             lab.ssh("atd-prefect-01", "systemctl stop prefect-server")
-            down = playbook(lab.inventory, "playbooks/status.yml", check=False)
+            down = fleet_status(lab)
             lab.ssh("atd-prefect-01", "systemctl start prefect-server")
             wait_ready(lab)
-        assert down.returncode != 0
+        assert down.returncode == 2
         assert "atd-prefect-01: server unit inactive" in down.stdout
         assert "the Prefect API did not answer the worker hosts" in down.stdout
     finally:
@@ -362,7 +393,7 @@ def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_
         # The staging workers lost their scheduler and exit; Swarm starts them again and they join.
         scale("dask-staging-scheduler", 1)
     deadline = time.monotonic() + 180
-    while playbook(lab.inventory, "playbooks/status.yml", check=False).returncode != 0:
+    while fleet_status(lab).returncode != 0:
         assert time.monotonic() < deadline, "the fleet did not become healthy again"
         time.sleep(5)
 

@@ -132,3 +132,42 @@ def test_the_wheel_the_roles_install_is_the_same_from_the_same_sources(tmp_path)
         wheels.append(wheel)
     assert wheels[0].name == f"prefect_fleet_host-{__version__}-py3-none-any.whl"
     assert wheels[0].read_bytes() == wheels[1].read_bytes()
+
+
+def test_the_status_reads_a_settings_file_as_systemd_does(tmp_path):
+    from prefect_fleet_host.status import read_settings
+
+    settings = tmp_path / "production.env"
+    settings.write_text(
+        '# managed\nFLEET_REPO="ssh://git@git/flows.git"\nGIT_SSH_COMMAND="ssh -i /etc/k -o A=B"\nEMPTY=""\n'
+    )
+    assert read_settings(settings) == {
+        "FLEET_REPO": "ssh://git@git/flows.git",
+        "GIT_SSH_COMMAND": "ssh -i /etc/k -o A=B",
+        "EMPTY": "",
+    }
+    assert read_settings(tmp_path / "missing.env") == {}
+
+
+def test_the_status_of_a_host_with_nothing_running_reports_each_environment(tmp_path, monkeypatch):
+    """Everything down (no unit, no worker, no remote): the report says so, field by field, and the
+    controller's rules judge it; the collector itself never fails."""
+    from prefect_fleet_host import status
+
+    monkeypatch.setattr(status, "units", lambda _environments: {})
+    monkeypatch.setattr(status.runs, "in_flight", lambda _environments: [])
+    (tmp_path / "production.env").write_text('FLEET_REPO="file:///nonexistent"\nPREFECT_WORKER_WEBSERVER_PORT="1"\n')
+    report = status.collect(["production"], str(tmp_path / "root"), str(tmp_path), user="")
+    assert report["environments"]["production"] == {
+        "worker": "?",
+        "timer": "?",
+        "sync_result": "?",
+        "sync_finished": 0,
+        "health": -1,
+        "commit": None,
+        "venv": None,
+        "head": "",
+        "runs": [],
+        "deploy": None,
+    }
+    assert report["uptime"] > 0

@@ -5,9 +5,10 @@
     prefect-fleet sync ENV                 run the sync unit now; print where the checkout was and is
     prefect-fleet checkout ENV             where ENV's checkout is (commit, tree, venv, deployed commit)
     prefect-fleet runs ENV...              the flow runs in flight on this host
+    prefect-fleet status ENV...            this host's state as JSON (make status judges it)
     prefect-fleet deploy [--python PY] ... register ENV's deployments (with PY, ENV's own venv)
 
-`checkout` and `sync` print JSON: playbooks and tests ask them instead of reading the layout.
+`checkout`, `sync` and `status` print JSON: playbooks and tests ask them instead of reading the layout.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--root", default=DEFAULT_ROOT, help=f"the environments' root ({DEFAULT_ROOT})")
     command = commands.add_parser("runs", help="the flow runs in flight on this host")
     command.add_argument("environments", nargs="+")
+    command = commands.add_parser("status", help="this host's state as JSON")
+    command.add_argument("environments", nargs="+")
+    command.add_argument("--root", default=DEFAULT_ROOT, help=f"the environments' root ({DEFAULT_ROOT})")
+    command.add_argument("--config-dir", default="/etc/prefect-worker", help="the environments' settings files")
+    command.add_argument("--user", default="prefect", help="the user that asks the remote for branch heads")
     command = commands.add_parser("deploy", help="register an environment's deployments", add_help=False)
     command.add_argument("--python", help="the interpreter to run the registrar with (the environment's venv)")
     args, rest = parser.parse_known_args(argv)
@@ -104,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "checkout":
         print(json.dumps(Layout.of(Path(args.root) / args.environment).describe(), sort_keys=True))
         return 0
+    if args.command == "status":
+        from prefect_fleet_host import status
+
+        return status.main(args.environments, args.root, args.config_dir, args.user)
     if args.command == "runs":
         from prefect_fleet_host import runs
 

@@ -10,9 +10,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.molecule_checks import assert_rejected_without_change, other_messages
+from tests.molecule_checks import HostApi, assert_rejected_without_change, other_messages
 
-OBJECTS = Path(__file__).resolve().parent.parent / "molecule" / "default" / "objects.yml"
+OBJECTS = Path(__file__).resolve().parent.parent / "objects.yml"
+
+
+# The API as the server host sees it, with the credential from its 0600 settings file.
+@pytest.fixture(scope="module")
+def client(server) -> HostApi:
+    return HostApi(server, env_file="/etc/prefect-server/server.env", url="http://127.0.0.1:4200/api")
+
+
+@pytest.fixture(scope="module")
+def api(client):
+    """api(path) GETs, api(path, body) POSTs; returns the decoded answer."""
+    return lambda path, body=None: client("GET" if body is None else "POST", path, body)
+
+
+@pytest.fixture(scope="module")
+def api_state(client) -> str:
+    """A command printing a hash of the API's objects as the role makes them (pools, queues,
+    blocks, automations, with their update times), for the bad-input checks to compare."""
+    paths = (
+        "/work_pools/filter",
+        "/work_pools/production/queues/filter",
+        "/block_documents/filter",
+        "/automations/filter",
+    )
+    return "(" + "; ".join(client.command("POST", path, {}) for path in paths) + ") | sha256sum"
 
 
 @pytest.mark.parametrize("environment", ["production", "staging"])

@@ -13,7 +13,7 @@ import pytest
 
 from tests.molecule_checks import assert_rejected_without_change, other_messages
 
-CONVERGE = Path(__file__).resolve().parent.parent / "molecule/default/converge.yml"
+CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 STATS_AUTH = "stats:molecule-Stats-Pa55"
 
 

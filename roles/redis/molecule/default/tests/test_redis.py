@@ -11,7 +11,7 @@ import yaml
 
 from tests.molecule_checks import assert_rejected_without_change, other_messages, snapshot
 
-SCENARIO = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", Path(__file__).parent.parent / "molecule/default"))
+SCENARIO = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", Path(__file__).parent.parent))
 CONVERGE = SCENARIO / "converge.yml"
 PASSWORD = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["provisioner"]["inventory"]["group_vars"][
     "prefect_redis"

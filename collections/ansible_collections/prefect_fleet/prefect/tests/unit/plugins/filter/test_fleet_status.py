@@ -1,0 +1,196 @@
+"""The fleet's health rules (fleet_status) and its table, on recorded reports of a lab fleet."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.prefect_fleet.prefect.plugins.filter import fleet_status as f
+
+HEAD = "41719b3653621111111111111111111111111111"
+OLD = "2cc1c13c7e312222222222222222222222222222"
+
+
+def environment(**changes) -> dict:
+    env = {
+        "worker": "active",
+        "timer": "active",
+        "sync_result": "success",
+        "sync_finished": 990,
+        "health": 200,
+        "commit": HEAD,
+        "venv": "abc",
+        "head": HEAD,
+        "runs": ["r1"],
+        "deploy": None,
+    }
+    env.update(changes)
+    return env
+
+
+def fleet() -> dict:
+    """A healthy fleet as the status playbook gathers it."""
+    return {
+        "servers": [
+            {
+                "host": "atd-prefect-01",
+                "database": "postgresql",
+                "units": {"prefect-server.service": "active"},
+                "ready": {"4200": 200},
+            }
+        ],
+        "ha": [],
+        "api": {
+            "version": "3.8.8",
+            "pools": {
+                "production": {
+                    "workers": [{"name": "atd-data02-production", "status": "ONLINE"}],
+                    "queues": {"atd-data02": {"scheduled": 2}, "etl": {"scheduled": 1}},
+                },
+                "staging": {"workers": [{"name": "atd-data02-staging", "status": "ONLINE"}], "queues": {}},
+            },
+        },
+        "workers": [
+            {
+                "host": "atd-data02",
+                "labels": ["atd-data02", "etl"],
+                "deploying": ["production"],
+                "interval": 15,
+                "report": {
+                    "hostname": "atd-data02",
+                    "uptime": 1000,
+                    "environments": {
+                        "production": environment(deploy={"commit": HEAD, "ok": True}),
+                        "staging": environment(),
+                    },
+                },
+            }
+        ],
+        "dask": [
+            {
+                "cluster": "production",
+                "scheduler": "up",
+                "workers": "2/2",
+                "tasks": 0,
+                "versions": "match",
+                "problems": [],
+            }
+        ],
+        "dask_expected": True,
+    }
+
+
+def test_a_healthy_fleet_is_healthy_and_its_rows_carry_what_was_read():
+    status = f.fleet_status(fleet())
+    assert status["healthy"] is True, status["problems"]
+    production = status["workers"][0]
+    assert (production["environment"], production["online"], production["scheduled"], production["running"]) == (
+        "production",
+        True,
+        3,
+        1,
+    )
+    assert production["deployed"] == HEAD
+    assert status["workers"][1]["deployed"] is None  # staging is registered elsewhere
+    assert status["servers"][0] == {
+        "host": "atd-prefect-01",
+        "unit": "prefect-server.service",
+        "state": "active",
+        "ready": 200,
+        "version": "3.8.8",
+        "database": "postgresql",
+    }
+
+
+def change(path: str, value) -> dict:
+    data = fleet()
+    target = data
+    *parents, last = path.split(".")
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    target[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        ("workers.0.report.environments.staging.worker", "inactive", "atd-data02/staging: worker inactive"),
+        ("workers.0.report.environments.staging.health", -1, "atd-data02/staging: /health no answer"),
+        ("workers.0.report.environments.staging.health", 503, "/health 503"),
+        ("workers.0.report.environments.staging.head", "", "branch head not readable from the remote"),
+        ("api.pools.staging.workers", [], "atd-data02/staging: not ONLINE in the API"),
+        (
+            "servers.0.units",
+            {"prefect-server.service": "inactive"},
+            "atd-prefect-01: server unit inactive (prefect-server.service)",
+        ),
+        ("servers.0.ready", {"4200": -1}, "atd-prefect-01: /api/ready on port 4200 -1"),
+        ("api", {"msg": "Connection refused"}, "the Prefect API did not answer the worker hosts: Connection refused"),
+        ("dask", [], "the Dask clusters were not read"),
+        ("workers.0.report", {}, "atd-data02/-: no report from the host"),
+    ],
+)
+def test_each_rule_names_what_is_wrong(path, value, problem):
+    status = f.fleet_status(change(path, value))
+    assert status["healthy"] is False
+    assert any(problem in p for p in status["problems"]), status["problems"]
+
+
+def test_a_checkout_behind_is_stale_only_when_its_sync_is_not_keeping_up():
+    behind = change("workers.0.report.environments.staging.commit", OLD)
+    assert f.fleet_status(behind)["healthy"] is True  # the next tick catches up
+    for key, value in (("timer", "inactive"), ("sync_result", "exit-code"), ("sync_finished", 900)):
+        stale = copy.deepcopy(behind)
+        stale["workers"][0]["report"]["environments"]["staging"][key] = value
+        problems = f.fleet_status(stale)["problems"]
+        assert any(p.startswith("atd-data02/staging: checkout stale (sync timer") for p in problems), (key, problems)
+
+
+def test_a_failed_registration_names_its_commit_and_errors():
+    data = change(
+        "workers.0.report.environments.production.deploy",
+        {"commit": HEAD, "ok": False, "kind": "spec", "errors": ["deployment 'x': unknown field 'colour'"]},
+    )
+    (problem,) = f.fleet_status(data)["problems"]
+    assert problem == (
+        f"atd-data02/production: deployments of {HEAD[:12]} not registered, the spec is wrong: "
+        "deployment 'x': unknown field 'colour'"
+    )
+    never = change("workers.0.report.environments.production.deploy", None)
+    assert "deployments never registered" in f.fleet_status(never)["problems"][0]
+
+
+def test_the_load_balancer_names_replicas_that_are_not_up():
+    data = fleet()
+    data["ha"] = [
+        {
+            "host": "atd-lb-01",
+            "kind": "lb",
+            "unit": "haproxy.service",
+            "state": "active",
+            "replicas": {"a-4200": "UP", "b-4200": "DOWN"},
+        },
+        {"host": "atd-redis-01", "kind": "redis", "unit": "redis-server.service", "state": "failed", "replicas": {}},
+    ]
+    assert f.fleet_status(data)["problems"] == [
+        "atd-lb-01: replica b-4200 DOWN",
+        "atd-redis-01: redis-server.service failed",
+    ]
+
+
+def test_the_table_shows_every_row_and_the_verdict():
+    table = f.fleet_status_table(f.fleet_status(fleet())).splitlines()
+    assert table[0].startswith("server   atd-prefect-01")
+    assert "database postgresql" in table[0]
+    assert table[1].startswith("dask     production")
+    assert table[2].split()[:3] == ["host", "environment", "worker"]
+    assert table[3].split()[:6] == ["atd-data02", "production", "active", "200", "True", HEAD[:12]]
+    assert table[-1] == "The fleet is healthy."
+    sick = f.fleet_status_table(f.fleet_status(change("workers.0.report.environments.staging.worker", "failed")))
+    assert sick.splitlines()[-1].startswith("Unhealthy: atd-data02/staging: worker failed")
+
+
+def test_the_filters_are_registered():
+    assert set(f.FilterModule().filters()) == {"fleet_status", "fleet_status_table"}

@@ -1,0 +1,123 @@
+"""`prefect-fleet status ENVIRONMENT...`: this worker host's state as JSON, for `make status`.
+
+Per environment: the worker unit, the sync timer and the last sync's result and time, the
+worker's /health, the checkout's commit (from the layout, no git), the branch's head on the
+remote (asked as the environment's service user, with its deploy key), the runs in flight, and on
+the host that registers the environment's deployments the outcome of the last registration. It
+reads only; the health rules that judge it are the controller's (the collection's fleet_status
+filter), so that one place says what healthy means.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from prefect_fleet_host import runs
+from prefect_fleet_host.layout import Layout
+
+
+def read_settings(path: Path) -> dict[str, str]:
+    """KEY="value" lines of an environment's settings file, as the role writes them."""
+    settings = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return settings
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            words = shlex.split(value)
+            settings[key] = words[0] if words else ""
+    return settings
+
+
+def units(environments: list[str]) -> dict[str, dict[str, str]]:
+    """systemd's view of each environment's units, in one call."""
+    names = []
+    for environment in environments:
+        names += [
+            f"prefect-worker@{environment}.service",
+            f"prefect-git-sync@{environment}.timer",
+            f"prefect-git-sync@{environment}.service",
+        ]
+    out = subprocess.run(
+        ["systemctl", "show", "--property=Id,ActiveState,Result,ExecMainExitTimestampMonotonic", *names],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    found: dict[str, dict[str, str]] = {}
+    for block in out.strip().split("\n\n"):
+        properties = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if "Id" in properties:
+            found[properties["Id"]] = properties
+    return found
+
+
+def health(port: str) -> int:
+    """The worker's /health status, -1 when it did not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (OSError, ValueError):
+        return -1
+
+
+def remote_head(settings: dict[str, str], user: str) -> str:
+    """The branch's head on the remote, asked as the service user with its own SSH settings."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent"}
+    if settings.get("GIT_SSH_COMMAND"):
+        env["GIT_SSH_COMMAND"] = settings["GIT_SSH_COMMAND"]
+    command = ["git", "ls-remote", settings.get("FLEET_REPO", ""), f"refs/heads/{settings.get('FLEET_BRANCH', '')}"]
+    if os.geteuid() == 0 and user:
+        command = ["runuser", "-u", user, "--", *command]
+    try:
+        out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=20, check=False).stdout
+    except subprocess.TimeoutExpired:
+        return ""
+    return out.split("\t", 1)[0].strip() if out.strip() else ""
+
+
+def collect(environments: list[str], root: str, config_dir: str, user: str) -> dict:
+    config = Path(config_dir)
+    settings = {e: read_settings(config / f"{e}.env") for e in environments}
+    systemd = units(environments)
+    in_flight = runs.in_flight(environments)
+    with ThreadPoolExecutor(max_workers=max(2 * len(environments), 1)) as pool:
+        heads = {e: pool.submit(remote_head, settings[e], user) for e in environments}
+        healths = {e: pool.submit(health, settings[e].get("PREFECT_WORKER_WEBSERVER_PORT", "0")) for e in environments}
+        report = {}
+        for environment in environments:
+            layout = Layout.of(Path(root) / environment)
+            sync = systemd.get(f"prefect-git-sync@{environment}.service", {})
+            finished = int(sync.get("ExecMainExitTimestampMonotonic", "0") or 0) // 1_000_000
+            registers = (config / f"{environment}.deploy.json").exists()
+            report[environment] = {
+                "worker": systemd.get(f"prefect-worker@{environment}.service", {}).get("ActiveState", "?"),
+                "timer": systemd.get(f"prefect-git-sync@{environment}.timer", {}).get("ActiveState", "?"),
+                "sync_result": sync.get("Result", "?"),
+                "sync_finished": finished,
+                "health": healths[environment].result(),
+                "commit": layout.current_commit(),
+                "venv": (layout.current_venv() or Path("")).name or None,
+                "head": heads[environment].result(),
+                "runs": [run for e, run, _pid in in_flight if e == environment],
+                "deploy": (layout.deploy_state() or None) if registers else None,
+            }
+    uptime = int(float(Path("/proc/uptime").read_text().split()[0]))
+    return {"host": platform.node(), "hostname": platform.node(), "uptime": uptime, "environments": report}
+
+
+def main(environments: list[str], root: str, config_dir: str, user: str) -> int:
+    print(json.dumps(collect(environments, root, config_dir, user), sort_keys=True))
+    return 0
