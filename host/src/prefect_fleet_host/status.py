@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import pwd
 import shlex
 import subprocess
 import urllib.error
@@ -75,7 +76,11 @@ def health(port: str) -> int:
 
 def remote_head(settings: dict[str, str], user: str) -> str:
     """The branch's head on the remote, asked as the service user with its own SSH settings."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent"}
+    try:
+        home = pwd.getpwnam(user).pw_dir if user else os.environ.get("HOME", "/")
+    except KeyError:
+        home = "/"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home}
     if settings.get("GIT_SSH_COMMAND"):
         env["GIT_SSH_COMMAND"] = settings["GIT_SSH_COMMAND"]
     command = ["git", "ls-remote", settings.get("FLEET_REPO", ""), f"refs/heads/{settings.get('FLEET_BRANCH', '')}"]
