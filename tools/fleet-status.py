@@ -40,7 +40,7 @@ def main() -> int:
             f"status_file={document}",
             *(["--limit", args.limit] if args.limit else []),
         ]
-        env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_CALLBACKS_ENABLED": ""}
+        env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
         run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if not document.exists():
             sys.stderr.write(run.stdout[-6000:] + run.stderr[-3000:])

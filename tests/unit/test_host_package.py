@@ -171,3 +171,19 @@ def test_the_status_of_a_host_with_nothing_running_reports_each_environment(tmp_
         "deploy": None,
     }
     assert report["uptime"] > 0
+
+
+def test_the_remote_head_is_asked_as_the_service_user_and_never_raises(monkeypatch):
+    from prefect_fleet_host import status
+
+    seen = {}
+
+    def run(command, env, **_kwargs):
+        seen.update(command=command, env=env)
+        raise FileNotFoundError("runuser")
+
+    monkeypatch.setattr(status.subprocess, "run", run)
+    monkeypatch.setattr(status.os, "geteuid", lambda: 0)
+    assert status.remote_head({"FLEET_REPO": "file:///r", "FLEET_BRANCH": "main"}, "root") == ""
+    assert seen["command"][:4] == ["runuser", "-u", "root", "--"]
+    assert "/usr/sbin" in seen["env"]["PATH"].split(":")  # where runuser lives

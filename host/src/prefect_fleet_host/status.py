@@ -80,7 +80,7 @@ def remote_head(settings: dict[str, str], user: str) -> str:
         home = pwd.getpwnam(user).pw_dir if user else os.environ.get("HOME", "/")
     except KeyError:
         home = "/"
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home}
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home}
     if settings.get("GIT_SSH_COMMAND"):
         env["GIT_SSH_COMMAND"] = settings["GIT_SSH_COMMAND"]
     command = ["git", "ls-remote", settings.get("FLEET_REPO", ""), f"refs/heads/{settings.get('FLEET_BRANCH', '')}"]
@@ -88,7 +88,7 @@ def remote_head(settings: dict[str, str], user: str) -> str:
         command = ["runuser", "-u", user, "--", *command]
     try:
         out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=20, check=False).stdout
-    except subprocess.TimeoutExpired:
+    except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.split("\t", 1)[0].strip() if out.strip() else ""
 
