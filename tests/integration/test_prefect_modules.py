@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VENV_BIN, ansible_env
+from lab.ansible import playbook as run_playbook
+from tests.conftest import ROOT, VENV_BIN
 
 AUTH = "fleet:unit-test-Pa55"
 
@@ -81,6 +82,22 @@ def process_template() -> dict:
     return json.loads(out)
 
 
+def on_localhost(tmp_path: Path, playbook: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """Run `playbook` on the controller with the collection on its path (the tests' one way)."""
+    return run_playbook(
+        "localhost,",
+        "-c",
+        "local",
+        str(playbook),
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        *flags,
+        check=False,
+        cwd=tmp_path,
+        env={"ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")},
+    )
+
+
 def module(tmp_path: Path, name: str, args: dict, *flags: str) -> tuple[int, dict]:
     """Run one module through ansible-playbook on localhost; return (rc, the task's result)."""
     playbook = tmp_path / "play.yml"
@@ -93,28 +110,7 @@ def module(tmp_path: Path, name: str, args: dict, *flags: str) -> tuple[int, dic
         f"        dest: {tmp_path}/result.json\n        mode: '0600'\n      check_mode: false\n"
     )
     (tmp_path / "args.json").write_text(json.dumps(args))
-    env = {
-        **ansible_env(),
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-    }
-    proc = subprocess.run(
-        [
-            str(VENV_BIN / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(playbook),
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            *flags,
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = on_localhost(tmp_path, playbook, *flags)
     result_file = tmp_path / "result.json"
     if result_file.exists():
         result = json.loads(result_file.read_text())
@@ -247,23 +243,7 @@ def test_module_defaults_set_the_connection_once_for_every_module(api, tmp_path)
         "    - ansible.builtin.assert:\n        that: info.pools.grouped.queues.keys() | list | sort"
         " == ['atd-data02', 'default']\n"
     )
-    proc = subprocess.run(
-        [
-            str(VENV_BIN / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(playbook),
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        cwd=tmp_path,
-        env={**ansible_env(), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = on_localhost(tmp_path, playbook)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert get(api, "/work_pools/grouped/queues/atd-data02")["name"] == "atd-data02"
     assert AUTH not in proc.stdout + proc.stderr

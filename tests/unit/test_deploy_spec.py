@@ -147,42 +147,22 @@ def test_a_spec_that_is_not_a_list_of_deployments_is_refused(flows):
         deploy.plan({"deployment": []}, flows, "staging", LABELS, False)
 
 
-def test_the_repositorys_own_spec_passes_the_check_as_ci_would_run_it():
-    # The command a CI job runs before a push; with the labels of the lab's hosts.
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prefect_fleet_host",
-            "deploy",
-            "--check",
-            str(ROOT / "flows"),
-            "--labels",
-            "atd-data02,atd-data03,atd-data04,etl",
-        ],
+def check_flows(labels: str) -> subprocess.CompletedProcess[str]:
+    """`make check-flows`: the command a CI job runs before a push, with the fleet's host labels."""
+    return subprocess.run(
+        [sys.executable, "-m", "prefect_fleet_host", "deploy", "--check", str(ROOT / "flows"), "--labels", labels],
         capture_output=True,
         text=True,
         check=False,
         env=HOST_ENV,
     )
+
+
+def test_the_repositorys_own_spec_passes_the_check_as_ci_would_run_it():
+    result = check_flows("atd-data02,atd-data03,atd-data04,etl")  # the lab's hosts' labels
     assert result.returncode == 0, result.stderr
     assert "fleet-report-staging-atd-data02\tfleet-report\t" in result.stdout
     assert "etl-report-staging-etl" in result.stdout
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prefect_fleet_host",
-            "deploy",
-            "--check",
-            str(ROOT / "flows"),
-            "--labels",
-            "atd-data02",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=HOST_ENV,
-    )
+    bad = check_flows("atd-data02")
     assert bad.returncode == 1
     assert "deployment 'etl-report': labels etl are carried by no worker host" in bad.stderr

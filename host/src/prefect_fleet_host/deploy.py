@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -129,6 +130,20 @@ def _schedule(entry: dict, where: str, problems: list[str], active_default: bool
     }
 
 
+@dataclass
+class _Context:
+    """What every entry of a spec is read against."""
+
+    flows_dir: Path
+    environment: str
+    known_labels: list[str]
+    schedules_active: bool
+    run_dir: str
+    version: str | None
+    spec_name: str
+    seen: set[str] = field(default_factory=set)
+
+
 def plan(
     spec: Any,
     flows_dir: Path,
@@ -142,163 +157,206 @@ def plan(
     """The deployments `spec` declares for `environment`, as the API takes them; raises SpecError
     naming every problem. `flows_dir` is read; `run_dir` is where runs start (the checkout's
     flows directory through the environment's `current` link, which outlives this tree)."""
-    from prefect.flows import load_flow_arguments_from_entrypoint
-    from prefect.utilities.callables import parameter_schema_from_entrypoint
-
-    run_dir = run_dir or str(flows_dir)
-    problems: list[str] = []
     if not isinstance(spec, dict) or not isinstance(spec.get("deployments"), list):
         raise SpecError([f"{spec_name}: must be a mapping with a `deployments:` list"])
+    context = _Context(
+        flows_dir, environment, known_labels, schedules_active, run_dir or str(flows_dir), version, spec_name
+    )
+    problems: list[str] = []
     extra = sorted(set(spec) - {"deployments"})
     if extra:
         problems.append(f"{spec_name}: unknown top-level field(s) {', '.join(extra)}")
     desired: list[dict] = []
-    seen: set[str] = set()
     for index, entry in enumerate(spec["deployments"]):
         if not isinstance(entry, dict):
             problems.append(f"{spec_name}: deployment #{index + 1} is not a mapping")
             continue
-        name = entry.get("name")
-        where = f"{spec_name}, deployment '{name if name is not None else '#' + str(index + 1)}'"
-        before = len(problems)
-        for key in sorted(set(entry) - FIELDS):
-            hint = HINTS.get(key, f"known: {', '.join(sorted(FIELDS))}")
-            problems.append(f"{where}: unknown field '{key}' ({hint})")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            problems.append(f"{where}: name must be lower-case letters, digits and '-' (at most 63)")
-        elif name in seen:
-            problems.append(f"{where}: a second deployment of that name")
-        else:
-            seen.add(name)
-        labels = entry.get("labels")
-        if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
-            problems.append(f"{where}: labels must list at least one host label")
-            labels = []
-        unknown_labels = [label for label in labels if label not in known_labels]
-        if unknown_labels:
-            problems.append(
-                f"{where}: labels {', '.join(unknown_labels)} are carried by no worker host"
-                f" (hosts carry: {', '.join(sorted(known_labels)) or 'none'})"
-            )
-        flow_name, schema = None, None
-        entrypoint = entry.get("entrypoint")
-        match = ENTRYPOINT_PATTERN.match(entrypoint) if isinstance(entrypoint, str) else None
-        if entrypoint is None:
-            problems.append(f"{where}: entrypoint is missing (path/file.py:function, in {flows_dir.name}/)")
-        elif not match:
-            problems.append(f"{where}: entrypoint must read path/file.py:function, got {entrypoint!r}")
-        else:
-            source = (flows_dir / match["path"]).resolve()
-            if not source.is_relative_to(flows_dir.resolve()):
-                problems.append(f"{where}: entrypoint {entrypoint!r} is outside {flows_dir.name}/")
-            elif not source.is_file():
-                problems.append(
-                    f"{where}: entrypoint {entrypoint!r}: {flows_dir.name}/{match['path']} does not exist in this commit"
-                )
-            else:
-                full = f"{source}:{match['function']}"
-                try:
-                    flow_name = load_flow_arguments_from_entrypoint(full, arguments={"name"})["name"]
-                    schema = parameter_schema_from_entrypoint(full).model_dump(mode="json")
-                except Exception as error:
-                    problems.append(
-                        f"{where}: entrypoint {entrypoint!r}: {' '.join(str(error).split()) or type(error).__name__}"
-                    )
-        parameters = entry.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            problems.append(f"{where}: parameters must be a mapping")
-            parameters = {}
-        elif schema is not None and not any(
-            p.get("kind") == "var_keyword" for p in (schema.get("properties") or {}).values()
-        ):
-            unknown_parameters = sorted(set(parameters) - set(schema.get("properties") or {}))
-            if unknown_parameters:
-                problems.append(
-                    f"{where}: parameters {', '.join(unknown_parameters)} are not parameters of {entrypoint}"
-                    f" (it takes: {', '.join(schema.get('properties') or {}) or 'none'})"
-                )
-        tags = entry.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-            problems.append(f"{where}: tags must be a list of strings")
-            tags = []
-        description = entry.get("description")
-        if description is not None and not isinstance(description, str):
-            problems.append(f"{where}: description must be text")
-        concurrency_limit = entry.get("concurrency_limit")
-        if concurrency_limit is not None and (
-            isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int) or concurrency_limit < 1
-        ):
-            problems.append(f"{where}: concurrency_limit must be a whole number above 0")
-        for key in ("paused", "enforce_parameter_schema"):
-            if key in entry and not isinstance(entry[key], bool):
-                problems.append(f"{where}: {key} must be true or false")
-        work_pool = entry.get("work_pool") or {}
-        job_variables: dict = {}
-        if not isinstance(work_pool, dict):
-            problems.append(f"{where}: work_pool must be a mapping")
-        else:
-            for key in sorted(set(work_pool) - {"job_variables"}):
-                problems.append(
-                    f"{where}: work_pool.{key} is the fleet's to set (pool = environment, queue = label);"
-                    " only work_pool.job_variables may be given"
-                )
-            job_variables = work_pool.get("job_variables") or {}
-            if not isinstance(job_variables, dict):
-                problems.append(f"{where}: work_pool.job_variables must be a mapping")
-                job_variables = {}
-        # The project's own plain settings: <project>/.env beside its flows reaches its runs'
-        # environment; what the spec's job variables set wins.
-        if match and "/" in match["path"]:
-            dotenv = flows_dir / match["path"].split("/", 1)[0] / ".env"
-            if dotenv.is_file():
-                try:
-                    settings = read_dotenv(dotenv)
-                except ValueError as error:
-                    problems.append(f"{where}: {flows_dir.name}/{dotenv.relative_to(flows_dir)}: {error}")
-                    settings = {}
-                spec_env = job_variables.get("env") or {}
-                if settings or spec_env:
-                    job_variables = {**job_variables, "env": {**settings, **spec_env}}
-        schedules = []
-        raw_schedules = entry.get("schedules") or []
-        if not isinstance(raw_schedules, list):
-            problems.append(f"{where}: schedules must be a list")
-            raw_schedules = []
-        for number, raw in enumerate(raw_schedules, 1):
-            if not isinstance(raw, dict):
-                problems.append(f"{where}: schedule #{number} is not a mapping")
-                continue
-            schedule = _schedule(raw, f"{where}, schedule #{number}", problems, schedules_active)
-            if schedule is not None:
-                schedule["slug"] = schedule["slug"] or f"fleet-{number}"
-                schedules.append(schedule)
-        if len(problems) > before:
-            continue
-        for label in labels:
-            desired.append(
-                {
-                    "name": f"{name}-{environment}-{label}",
-                    "flow_name": flow_name,
-                    "work_pool_name": environment,
-                    "work_queue_name": label,
-                    "entrypoint": entrypoint,
-                    "path": run_dir,
-                    "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": run_dir}}],
-                    "parameters": parameters,
-                    "parameter_openapi_schema": schema,
-                    "enforce_parameter_schema": entry.get("enforce_parameter_schema", True),
-                    "job_variables": job_variables,
-                    "tags": sorted({*tags, environment, label, MANAGED_TAG}),
-                    "description": description,
-                    "version": version,
-                    "paused": entry.get("paused", False),
-                    "concurrency_limit": concurrency_limit,
-                    "schedules": schedules,
-                }
-            )
+        desired += _plan_entry(entry, index, context, problems)
     if problems:
         raise SpecError(problems)
     return desired
+
+
+def _plan_entry(entry: dict, index: int, context: _Context, problems: list[str]) -> list[dict]:
+    """One entry of the spec: its deployments (one per label), or none and its problems added."""
+    name = entry.get("name")
+    where = f"{context.spec_name}, deployment '{name if name is not None else '#' + str(index + 1)}'"
+    before = len(problems)
+    for key in sorted(set(entry) - FIELDS):
+        hint = HINTS.get(key, f"known: {', '.join(sorted(FIELDS))}")
+        problems.append(f"{where}: unknown field '{key}' ({hint})")
+    _check_name(name, where, context, problems)
+    labels = _labels(entry, where, context, problems)
+    entrypoint = entry.get("entrypoint")
+    match, flow_name, schema = _load_entrypoint(entrypoint, where, context.flows_dir, problems)
+    parameters = _parameters(entry, entrypoint, schema, where, problems)
+    tags, description, concurrency_limit = _plain_fields(entry, where, problems)
+    job_variables = _job_variables(entry, match, where, context.flows_dir, problems)
+    schedules = _schedules(entry, where, context.schedules_active, problems)
+    if len(problems) > before:
+        return []
+    run_dir, environment = context.run_dir, context.environment
+    return [
+        {
+            "name": f"{name}-{environment}-{label}",
+            "flow_name": flow_name,
+            "work_pool_name": environment,
+            "work_queue_name": label,
+            "entrypoint": entrypoint,
+            "path": run_dir,
+            "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": run_dir}}],
+            "parameters": parameters,
+            "parameter_openapi_schema": schema,
+            "enforce_parameter_schema": entry.get("enforce_parameter_schema", True),
+            "job_variables": job_variables,
+            "tags": sorted({*tags, environment, label, MANAGED_TAG}),
+            "description": description,
+            "version": context.version,
+            "paused": entry.get("paused", False),
+            "concurrency_limit": concurrency_limit,
+            "schedules": schedules,
+        }
+        for label in labels
+    ]
+
+
+def _check_name(name: Any, where: str, context: _Context, problems: list[str]) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        problems.append(f"{where}: name must be lower-case letters, digits and '-' (at most 63)")
+    elif name in context.seen:
+        problems.append(f"{where}: a second deployment of that name")
+    else:
+        context.seen.add(name)
+
+
+def _labels(entry: dict, where: str, context: _Context, problems: list[str]) -> list[str]:
+    labels = entry.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
+        problems.append(f"{where}: labels must list at least one host label")
+        return []
+    unknown_labels = [label for label in labels if label not in context.known_labels]
+    if unknown_labels:
+        problems.append(
+            f"{where}: labels {', '.join(unknown_labels)} are carried by no worker host"
+            f" (hosts carry: {', '.join(sorted(context.known_labels)) or 'none'})"
+        )
+    return labels
+
+
+def _load_entrypoint(entrypoint: Any, where: str, flows_dir: Path, problems: list[str]):
+    """(match, flow name, parameter schema) of an entrypoint, read from the source with Prefect's
+    own functions, as `prefect deploy` does (which runs the module's imports and top-level code)."""
+    from prefect.flows import load_flow_arguments_from_entrypoint
+    from prefect.utilities.callables import parameter_schema_from_entrypoint
+
+    match = ENTRYPOINT_PATTERN.match(entrypoint) if isinstance(entrypoint, str) else None
+    if entrypoint is None:
+        problems.append(f"{where}: entrypoint is missing (path/file.py:function, in {flows_dir.name}/)")
+        return None, None, None
+    if not match:
+        problems.append(f"{where}: entrypoint must read path/file.py:function, got {entrypoint!r}")
+        return None, None, None
+    source = (flows_dir / match["path"]).resolve()
+    if not source.is_relative_to(flows_dir.resolve()):
+        problems.append(f"{where}: entrypoint {entrypoint!r} is outside {flows_dir.name}/")
+        return match, None, None
+    if not source.is_file():
+        problems.append(
+            f"{where}: entrypoint {entrypoint!r}: {flows_dir.name}/{match['path']} does not exist in this commit"
+        )
+        return match, None, None
+    full = f"{source}:{match['function']}"
+    try:
+        flow_name = load_flow_arguments_from_entrypoint(full, arguments={"name"})["name"]
+        schema = parameter_schema_from_entrypoint(full).model_dump(mode="json")
+    except Exception as error:
+        problems.append(f"{where}: entrypoint {entrypoint!r}: {' '.join(str(error).split()) or type(error).__name__}")
+        return match, None, None
+    return match, flow_name, schema
+
+
+def _parameters(entry: dict, entrypoint: Any, schema: dict | None, where: str, problems: list[str]) -> dict:
+    parameters = entry.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        problems.append(f"{where}: parameters must be a mapping")
+        return {}
+    properties = (schema or {}).get("properties") or {}
+    if schema is not None and not any(p.get("kind") == "var_keyword" for p in properties.values()):
+        unknown_parameters = sorted(set(parameters) - set(properties))
+        if unknown_parameters:
+            problems.append(
+                f"{where}: parameters {', '.join(unknown_parameters)} are not parameters of {entrypoint}"
+                f" (it takes: {', '.join(properties) or 'none'})"
+            )
+    return parameters
+
+
+def _plain_fields(entry: dict, where: str, problems: list[str]) -> tuple[list[str], Any, Any]:
+    """tags, description and concurrency_limit, checked; paused and enforce_parameter_schema too."""
+    tags = entry.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        problems.append(f"{where}: tags must be a list of strings")
+        tags = []
+    description = entry.get("description")
+    if description is not None and not isinstance(description, str):
+        problems.append(f"{where}: description must be text")
+    concurrency_limit = entry.get("concurrency_limit")
+    if concurrency_limit is not None and (
+        isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int) or concurrency_limit < 1
+    ):
+        problems.append(f"{where}: concurrency_limit must be a whole number above 0")
+    for key in ("paused", "enforce_parameter_schema"):
+        if key in entry and not isinstance(entry[key], bool):
+            problems.append(f"{where}: {key} must be true or false")
+    return tags, description, concurrency_limit
+
+
+def _job_variables(entry: dict, match, where: str, flows_dir: Path, problems: list[str]) -> dict:
+    work_pool = entry.get("work_pool") or {}
+    job_variables: dict = {}
+    if not isinstance(work_pool, dict):
+        problems.append(f"{where}: work_pool must be a mapping")
+    else:
+        for key in sorted(set(work_pool) - {"job_variables"}):
+            problems.append(
+                f"{where}: work_pool.{key} is the fleet's to set (pool = environment, queue = label);"
+                " only work_pool.job_variables may be given"
+            )
+        job_variables = work_pool.get("job_variables") or {}
+        if not isinstance(job_variables, dict):
+            problems.append(f"{where}: work_pool.job_variables must be a mapping")
+            job_variables = {}
+    # The project's own plain settings: <project>/.env beside its flows reaches its runs'
+    # environment; what the spec's job variables set wins.
+    if match and "/" in match["path"]:
+        dotenv = flows_dir / match["path"].split("/", 1)[0] / ".env"
+        if dotenv.is_file():
+            try:
+                settings = read_dotenv(dotenv)
+            except ValueError as error:
+                problems.append(f"{where}: {flows_dir.name}/{dotenv.relative_to(flows_dir)}: {error}")
+                settings = {}
+            spec_env = job_variables.get("env") or {}
+            if settings or spec_env:
+                job_variables = {**job_variables, "env": {**settings, **spec_env}}
+    return job_variables
+
+
+def _schedules(entry: dict, where: str, schedules_active: bool, problems: list[str]) -> list[dict]:
+    schedules = []
+    raw_schedules = entry.get("schedules") or []
+    if not isinstance(raw_schedules, list):
+        problems.append(f"{where}: schedules must be a list")
+        return []
+    for number, raw in enumerate(raw_schedules, 1):
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: schedule #{number} is not a mapping")
+            continue
+        schedule = _schedule(raw, f"{where}, schedule #{number}", problems, schedules_active)
+        if schedule is not None:
+            schedule["slug"] = schedule["slug"] or f"fleet-{number}"
+            schedules.append(schedule)
+    return schedules
 
 
 # ---- the API side ---------------------------------------------------------------------------
