@@ -11,6 +11,8 @@ Dask cluster, each with its problems, and `healthy`. `fleet_status_table` render
 
 from __future__ import annotations
 
+import json
+
 WORKER_COLUMNS = (
     ("host", 16),
     ("environment", 12),
@@ -164,6 +166,63 @@ def fleet_status(inputs):
     }
 
 
+def _by_item(results, key, value):
+    """The first loop result whose item's `key` (a dotted path) is `value`."""
+    for result in results or []:
+        item = result.get("item") or {}
+        for part in key.split("."):
+            item = item.get(part) if isinstance(item, dict) else None
+        if item == value:
+            return result
+    return {}
+
+
+def dask_cluster_status(inputs):
+    """The dask_swarm role's readings -> a row per cluster. inputs: clusters (names, in order),
+    counts (the uri results of each scheduler's /json/counts.json), services (the
+    docker_swarm_service_info results of each worker service), versions (the results of each
+    environment's client comparing its versions with the cluster's, as JSON on stdout)."""
+    rows = []
+    for name in inputs.get("clusters", []):
+        counts = _by_item(inputs.get("counts"), "key", name)
+        service = _by_item(inputs.get("services"), "key", name)
+        replicated = (((service.get("service") or {}).get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}
+        desired = int(replicated.get("Replicas", 0)) if service.get("exists") else 0
+        answered = counts.get("status", -1) == 200
+        workers = int((counts.get("json") or {}).get("workers", -1)) if answered else -1
+        problems = []
+        if not answered:
+            problems.append(f"scheduler did not answer ({counts.get('msg', counts.get('status', -1))})")
+        elif workers < desired or desired == 0:
+            problems.append(f"{workers} of {desired} workers joined")
+        checks = [r for r in inputs.get("versions") or [] if (r.get("item") or {}).get("cluster") == name]
+        version_problems = []
+        for check in checks:
+            item = check["item"]
+            if check.get("rc", 1) == 0:
+                try:
+                    found = json.loads(check.get("stdout") or "{}")
+                except ValueError:
+                    found = {"error": "no answer: " + (check.get("stdout") or "")[:200]}
+            else:
+                found = {"error": (check.get("stderr") or check.get("msg") or "?")[:200]}
+            if "error" in found:
+                version_problems.append(f"{item['environment']} client on {item['host']}: {found['error']}")
+            elif found.get("differ"):
+                version_problems.append(f"{item['environment']} versions differ: {', '.join(found['differ'])}")
+        rows.append(
+            {
+                "cluster": name,
+                "scheduler": "up" if answered else "down",
+                "workers": f"{workers if workers >= 0 else '?'}/{desired}",
+                "tasks": (counts.get("json") or {}).get("tasks", "?"),
+                "versions": ("DIFFER" if version_problems else "match") if checks else "unchecked",
+                "problems": problems + version_problems,
+            }
+        )
+    return rows
+
+
 def _cell(value, missing="?"):
     if value is None:
         return missing
@@ -221,4 +280,8 @@ def fleet_status_table(status):
 
 class FilterModule:
     def filters(self):
-        return {"fleet_status": fleet_status, "fleet_status_table": fleet_status_table}
+        return {
+            "fleet_status": fleet_status,
+            "fleet_status_table": fleet_status_table,
+            "dask_cluster_status": dask_cluster_status,
+        }

@@ -193,4 +193,74 @@ def test_the_table_shows_every_row_and_the_verdict():
 
 
 def test_the_filters_are_registered():
-    assert set(f.FilterModule().filters()) == {"fleet_status", "fleet_status_table"}
+    assert set(f.FilterModule().filters()) == {"fleet_status", "fleet_status_table", "dask_cluster_status"}
+
+
+def dask_readings(**changes) -> dict:
+    """What the dask_swarm role reads, as its tasks register it (trimmed to what is used)."""
+    readings = {
+        "clusters": ["production", "staging"],
+        "counts": [
+            {"item": {"key": "production"}, "status": 200, "json": {"workers": 3, "tasks": 5}},
+            {"item": {"key": "staging"}, "status": 200, "json": {"workers": 1, "tasks": 0}},
+        ],
+        "services": [
+            {
+                "item": {"key": "production"},
+                "exists": True,
+                "service": {"Spec": {"Mode": {"Replicated": {"Replicas": 3}}}},
+            },
+            {
+                "item": {"key": "staging"},
+                "exists": True,
+                "service": {"Spec": {"Mode": {"Replicated": {"Replicas": 1}}}},
+            },
+        ],
+        "versions": [
+            {
+                "item": {"cluster": "production", "environment": "production", "host": "atd-data02"},
+                "rc": 0,
+                "stdout": '{"distributed": "2026.1.0", "differ": []}',
+            }
+        ],
+    }
+    readings.update(changes)
+    return readings
+
+
+def test_dask_clusters_that_answer_with_every_worker_and_matching_versions_are_ok():
+    rows = f.dask_cluster_status(dask_readings())
+    assert rows == [
+        {"cluster": "production", "scheduler": "up", "workers": "3/3", "tasks": 5, "versions": "match", "problems": []},
+        {
+            "cluster": "staging",
+            "scheduler": "up",
+            "workers": "1/1",
+            "tasks": 0,
+            "versions": "unchecked",
+            "problems": [],
+        },
+    ]
+
+
+def test_a_dask_scheduler_down_a_missing_worker_and_differing_versions_are_named():
+    readings = dask_readings()
+    readings["counts"][1] = {"item": {"key": "staging"}, "status": -1, "msg": "Connection refused"}
+    readings["counts"][0]["json"]["workers"] = 2
+    readings["versions"][0]["stdout"] = '{"differ": ["distributed worker=2026.2.0 (client 2026.1.0)"]}'
+    production, staging = f.dask_cluster_status(readings)
+    assert production["problems"] == [
+        "2 of 3 workers joined",
+        "production versions differ: distributed worker=2026.2.0 (client 2026.1.0)",
+    ]
+    assert production["versions"] == "DIFFER"
+    assert (staging["scheduler"], staging["workers"], staging["problems"]) == (
+        "down",
+        "?/1",
+        ["scheduler did not answer (Connection refused)"],
+    )
+    failed_client = dask_readings()
+    failed_client["versions"][0] = {**failed_client["versions"][0], "rc": 1, "stderr": "No module named distributed"}
+    assert f.dask_cluster_status(failed_client)[0]["problems"] == [
+        "production client on atd-data02: No module named distributed"
+    ]
