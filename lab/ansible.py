@@ -34,6 +34,8 @@ def playbook(
 ) -> subprocess.CompletedProcess[str]:
     """Run `ansible-playbook -i INVENTORY ARGS...` and return it; with `check` (the default), fail
     the calling test with the run's last output unless it succeeded."""
+    if not isinstance(inventory, (str, os.PathLike)):
+        raise TypeError(f"playbook() takes an inventory's path, got {type(inventory).__name__} (lab.inventory?)")
     result = subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(inventory), *args],
         cwd=cwd,
