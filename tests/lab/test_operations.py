@@ -305,7 +305,15 @@ def test_a_drain_waits_for_the_runs_in_flight_and_a_timeout_reports_them(lab, ap
         time.sleep(1)
     wait_for_in_flight(lab, host, 1)
     result = playbook(
-        lab.inventory, "playbooks/rolling_restart.yml", "--limit", host, "-e", "drain=true", "-e", "drain_timeout=5", check=False
+        lab.inventory,
+        "playbooks/rolling_restart.yml",
+        "--limit",
+        host,
+        "-e",
+        "drain=true",
+        "-e",
+        "drain_timeout=5",
+        check=False,
     )
     (run_id, _queue) = long_run.ids[0]
     assert result.returncode != 0
