@@ -1,11 +1,14 @@
 """Converge timings of site.yml on a lab fleet of its own, measured side by side in one run.
 
-Prints: the fresh converge time; the no-op converge time; and no-op converges with SSH pipelining
-and connection reuse (ControlMaster/ControlPersist) off versus on, interleaved round by round so
-that the machine's noise falls on both sides alike, with their ratio. Numbers, not verdicts: this
-script never fails on a timing.
+Prints: the fresh converge of a fleet shaped like the lab (a server, its PostgreSQL host and three
+worker hosts; no Dask: the lab's swarm is this machine's engine, which a running lab holds); the
+no-op converge of that fleet; the no-op converges with SSH pipelining and connection reuse
+(ControlMaster/ControlPersist) off versus on, interleaved round by round so that the machine's
+noise falls on both sides alike; then the same fleet grown to twelve worker hosts, and its no-op
+converge, with the ratio 12 hosts / 3 hosts. Numbers, not verdicts: this script never fails on a
+timing.
 
-Usage: make bench [BENCH_ROUNDS=5]   (needs the image and wheelhouse that `make bench` builds)
+Usage: make bench [BENCH_ROUNDS=3]   (needs the image and wheelhouse that `make bench` builds)
 """
 
 from __future__ import annotations
@@ -22,11 +25,24 @@ from lab.inventory import ROOT, write_lab_inventory
 
 BIN = Path(sys.executable).parent
 NETWORK = "prefect-fleet-bench"
-GROUPS = {
-    "prefect_server": {"bench-prefect-01": {"ansible_host": "172.30.79.10"}},
-    "prefect_workers": {"bench-data01": {"ansible_host": "172.30.79.11", "fleet_labels": ["bench-data01"]}},
-    "lab_git_remote": {"bench-git-01": {"ansible_host": "172.30.79.20"}},
-}
+
+
+def workers(count: int) -> dict[str, dict]:
+    return {
+        f"bench-data{n:02d}": {"ansible_host": f"172.30.79.{30 + n}", "fleet_labels": [f"bench-data{n:02d}", "etl"]}
+        for n in range(1, count + 1)
+    }
+
+
+def groups(worker_hosts: int) -> dict[str, dict[str, dict]]:
+    return {
+        "prefect_server": {"bench-prefect-01": {"ansible_host": "172.30.79.10"}},
+        "prefect_database": {"bench-db-01": {"ansible_host": "172.30.79.11"}},
+        "prefect_workers": workers(worker_hosts),
+        "lab_git_remote": {"bench-git-01": {"ansible_host": "172.30.79.20"}},
+    }
+
+
 # Connection reuse off: no master connection, so every task opens its own SSH session.
 REUSE_OFF = {"ANSIBLE_PIPELINING": "False", "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPersist=no"}
 
@@ -48,13 +64,18 @@ def ansible_playbook(inventory: Path, playbook: str, *args: str, env: dict[str, 
     return elapsed
 
 
+def median(values: list[float]) -> str:
+    return f"{statistics.median(values):7.1f} s   ({min(values):.1f}-{max(values):.1f})"
+
+
 def main() -> None:
-    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     image = (ROOT / ".cache" / "lab-image").read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
-        inventory = write_lab_inventory(Path(tmp) / "bench", NETWORK, "172.30.79.0/24", GROUPS)
+        inventory = write_lab_inventory(Path(tmp) / "bench", NETWORK, "172.30.79.0/24", groups(12))
         ansible_playbook(inventory, "lab/down.yml")
         try:
+            inventory = write_lab_inventory(Path(tmp) / "bench", NETWORK, "172.30.79.0/24", groups(3))
             ansible_playbook(inventory, "lab/up.yml", "-e", f"lab_image={image}")
             ansible_playbook(inventory, "lab/git-remote.yml")
             fresh = ansible_playbook(inventory, "site.yml")
@@ -62,18 +83,26 @@ def main() -> None:
             for _ in range(rounds):
                 on.append(ansible_playbook(inventory, "site.yml"))
                 off.append(ansible_playbook(inventory, "site.yml", env=REUSE_OFF))
+            inventory = write_lab_inventory(Path(tmp) / "bench", NETWORK, "172.30.79.0/24", groups(12))
+            ansible_playbook(inventory, "lab/up.yml", "-e", f"lab_image={image}")
+            grow = ansible_playbook(inventory, "site.yml")
+            twelve = [ansible_playbook(inventory, "site.yml") for _ in range(rounds)]
         finally:
             ansible_playbook(inventory, "lab/down.yml")
 
-    hosts = sum(len(h) for h in GROUPS.values())
-    print(f"converge timings of site.yml, {hosts} lab hosts, {rounds} interleaved rounds (median, min-max)")
-    print(f"  fresh converge                               {fresh:7.1f} s")
-    for label, values in (
-        ("no-op, pipelining + connection reuse on ", on),
-        ("no-op, pipelining + connection reuse off", off),
-    ):
-        print(f"  {label}     {statistics.median(values):7.1f} s   ({min(values):.1f}-{max(values):.1f})")
-    print(f"  ratio off/on (no-op)                         {statistics.median(off) / statistics.median(on):7.2f}x")
+    print(f"converge timings of site.yml, {rounds} rounds each (median, min-max)")
+    print("  a server, its database host, 3 worker hosts and the git remote:")
+    print(f"    fresh converge                                 {fresh:7.1f} s")
+    print(f"    no-op, pipelining + connection reuse on        {median(on)}")
+    print(f"    no-op, pipelining + connection reuse off       {median(off)}")
+    print(f"    ratio off/on (no-op, interleaved)              {statistics.median(off) / statistics.median(on):7.2f}x")
+    print(f"    ratio no-op/fresh                              {statistics.median(on) / fresh:7.2f}x")
+    print("  the same fleet grown to 12 worker hosts:")
+    print(f"    converge adding 9 worker hosts                 {grow:7.1f} s")
+    print(f"    no-op                                          {median(twelve)}")
+    print(
+        f"    ratio no-op 12 hosts / 3 hosts                 {statistics.median(twelve) / statistics.median(on):7.2f}x"
+    )
 
 
 if __name__ == "__main__":

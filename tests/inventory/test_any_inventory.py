@@ -118,7 +118,7 @@ def test_dropping_an_environment_and_a_label_converges_then_nothing_changes(alt)
 
     second = playbook(inventory, "site.yml", timeout=1800)
     # The fleet-wide pools and queues came from one host, not from each.
-    assert len(hosts_of_task(second.stdout, "prefect_objects", "Create the queues of the hosts' labels")) == 1
+    assert len(hosts_of_task(second.stdout, "prefect_objects", "Create or update each environment's work pool")) == 1
     for host in WORKERS:
         for unit in ("prefect-worker@qa.service", "prefect-git-sync@qa.timer"):
             assert lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() == "inactive", unit

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from lab.ansible import playbook
 from tests.conftest import ROOT, recaps, run
 
 pytestmark = pytest.mark.lab
@@ -78,3 +79,38 @@ def test_second_lab_run_changes_nothing(lab):
     # The expensive parts were reused, not rebuilt.
     assert "build-image: reusing " + (ROOT / ".cache" / "lab-image").read_text().strip() in result.stderr
     assert "build-wheelhouse: reusing" in result.stderr
+
+
+def test_a_converge_repairs_drift_and_the_next_changes_nothing(lab):
+    # A converge that changes nothing skips a host's phases only while the host is as the last full
+    # converge left it: each kind of drift below makes that host converge in full, and is repaired.
+    workers = lab.groups["prefect_workers"]
+    edited_unit, stopped, edited_settings, moved = workers[0], workers[1], workers[2 % len(workers)], workers[0]
+    unit = "/etc/systemd/system/prefect-worker@.service"
+    settings = "/etc/prefect-worker/production.env"
+    unit_before = lab.ssh(edited_unit, f"sha256sum {unit}").stdout
+    settings_before = lab.ssh(edited_settings, f"sha256sum {settings}").stdout
+    lab.ssh(edited_unit, f"echo '# edited by hand' >> {unit}")
+    lab.ssh(stopped, "systemctl stop prefect-worker@staging.service")
+    lab.ssh(edited_settings, f"echo 'EDITED_BY_HAND=1' >> {settings}")
+    # A checkout moved by hand: the tree `current` points at goes elsewhere (`current` dangles).
+    lab.ssh(moved, 'mv "$(readlink -f /opt/prefect/staging/current)" /root/moved-checkout')
+
+    repair = playbook(lab.inventory, "site.yml", timeout=1200)
+    totals = recaps(repair.stdout)
+    for host in {edited_unit, stopped, edited_settings, moved}:
+        assert totals[host]["changed"] > 0, f"{host}: drift not repaired: {totals[host]}"
+    assert lab.ssh(edited_unit, f"sha256sum {unit}").stdout == unit_before
+    assert lab.ssh(edited_settings, f"sha256sum {settings}").stdout == settings_before
+    assert lab.ssh(stopped, "systemctl is-active prefect-worker@staging.service").stdout.strip() == "active"
+    assert lab.ssh(moved, "test -d /opt/prefect/staging/current/.git", check=False).returncode == 0
+    lab.ssh(moved, "rm -rf /root/moved-checkout")
+
+    again = playbook(lab.inventory, "site.yml", timeout=1200)
+    changed = {host: c["changed"] for host, c in recaps(again.stdout).items() if c["changed"]}
+    assert not changed, f"the converge after the repair changed: {changed}"
+    # And that converge skipped every worker host's phases: none converged in full.
+    section = again.stdout.split("TASK [prefect_worker : Say why this host converges in full]", 1)[1].split(
+        "\nTASK [", 1
+    )[0]
+    assert set(re.findall(r"^(\w+): \[", section, re.M)) == {"skipping"}, section

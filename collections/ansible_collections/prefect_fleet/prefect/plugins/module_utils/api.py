@@ -107,32 +107,39 @@ def _plain(current, key):
     return current.get(key)
 
 
-def ensure_present(module, api, path, current, desired, create, result_key, patch_path=None, current_value=_plain):
-    """Bring the object at `path` to `desired` and exit the module.
+def converge_present(module, api, path, current, desired, create, result_key, patch_path=None, current_value=_plain):
+    """Bring the object at `path` to `desired`; return the module's result (changed, diff, object).
 
     `current` is the object as read (None when missing). A missing object is made by `create()`; when
     another client created it meanwhile (409), it is read again and compared like an existing one.
     Fields of `desired` whose `current_value(current, key)` differs are PATCHed to
-    `patch_path(current)` (default `path`). Reports changed, a diff of the changed fields, and the object.
+    `patch_path(current)` (default `path`).
     """
     if current is None:
         if module.check_mode:
-            module.exit_json(changed=True, diff={"before": {}, "after": desired}, **{result_key: desired})
+            return {"changed": True, "diff": {"before": {}, "after": desired}, result_key: desired}
         try:
             created = create()
-            module.exit_json(changed=True, diff={"before": {}, "after": desired}, **{result_key: created})
+            return {"changed": True, "diff": {"before": {}, "after": desired}, result_key: created}
         except PrefectAPIError as error:
             if error.status != 409:
                 raise
             current = api.request("GET", path)
     changes = {key: value for key, value in desired.items() if current_value(current, key) != value}
     if not changes:
-        module.exit_json(changed=False, **{result_key: current})
+        return {"changed": False, result_key: current}
     before = {key: current_value(current, key) for key in changes}
     if not module.check_mode:
         api.request("PATCH", patch_path(current) if patch_path else path, changes)
         current = api.request("GET", path)
-    module.exit_json(changed=True, diff={"before": before, "after": changes}, **{result_key: current})
+    return {"changed": True, "diff": {"before": before, "after": changes}, result_key: current}
+
+
+def ensure_present(module, api, path, current, desired, create, result_key, patch_path=None, current_value=_plain):
+    """converge_present, then exit the module with its result."""
+    module.exit_json(
+        **converge_present(module, api, path, current, desired, create, result_key, patch_path, current_value)
+    )
 
 
 def ensure_absent(module, api, current, delete_path, name):

@@ -48,6 +48,14 @@ options:
         C(working_dir=/opt/prefect/production) and C(stream_output=false). Each key must be a
         variable of the template.
     type: dict
+  queues:
+    description:
+      - Work queues that must exist in the pool, created with Prefect's defaults when missing (one request lists
+        them all). Queues not named here are left alone; manage a queue's settings, or remove it, with
+        M(prefect_fleet.prefect.work_queue).
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - prefect_fleet.prefect.api
 author:
@@ -77,6 +85,11 @@ pool:
   description: The pool as the API returned it after the change (or as it is, with no change).
   returned: when state is present
   type: dict
+queues_created:
+  description: The queues of O(queues) that did not exist and were created (or would be, in check mode).
+  returned: when state is present
+  type: list
+  elements: str
 """
 
 import copy
@@ -87,8 +100,8 @@ from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
     API_ARGUMENT_SPEC,
     PrefectAPI,
     PrefectAPIError,
+    converge_present,
     ensure_absent,
-    ensure_present,
     given_fields,
     path_segment,
 )
@@ -126,6 +139,31 @@ def desired_state(module, current):
     return desired
 
 
+QUEUES_PAGE = 200
+
+
+def ensure_queues(module, api, pool_path, pool_existed, names):
+    """Create the queues of `names` that the pool lacks; return their names."""
+    if not names:
+        return []
+    existing = set()
+    while pool_existed or not module.check_mode:
+        # The API answers at most its default limit (200) per request: read page after page.
+        page = api.request("POST", pool_path + "/queues/filter", {"limit": QUEUES_PAGE, "offset": len(existing)})
+        existing.update(queue["name"] for queue in page)
+        if len(page) < QUEUES_PAGE:
+            break
+    missing = [name for name in dict.fromkeys(names) if name not in existing]
+    if not module.check_mode:
+        for name in missing:
+            try:
+                api.request("POST", pool_path + "/queues", {"name": name})
+            except PrefectAPIError as error:
+                if error.status != 409:  # made meanwhile by another client: present all the same
+                    raise
+    return missing
+
+
 def main():
     argument_spec = dict(
         API_ARGUMENT_SPEC,
@@ -137,6 +175,7 @@ def main():
         paused={"type": "bool"},
         base_job_template={"type": "dict"},
         job_variables={"type": "dict"},
+        queues={"type": "list", "elements": "str", "default": []},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -159,7 +198,7 @@ def main():
             )
         desired = desired_state(module, current)
         body = dict(desired, name=params["name"], type=params["type"])
-        ensure_present(
+        result = converge_present(
             module,
             api,
             path,
@@ -168,6 +207,12 @@ def main():
             lambda: api.request("POST", "/work_pools/", body),
             "pool",
         )
+        result["queues_created"] = ensure_queues(module, api, path, current is not None, params["queues"])
+        if result["queues_created"]:
+            result["changed"] = True
+            diff = result.setdefault("diff", {"before": {}, "after": {}})
+            diff["after"] = dict(diff["after"], queues_created=result["queues_created"])
+        module.exit_json(**result)
     except (PrefectAPIError, ValueError) as error:
         module.fail_json(msg=str(error))
 

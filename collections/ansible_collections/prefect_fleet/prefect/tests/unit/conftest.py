@@ -81,8 +81,9 @@ def run_module(monkeypatch) -> Callable[..., dict]:
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
 
-    def run(module, args: dict, check_mode: bool = False, diff: bool = False) -> dict:
-        full = {"api_url": API, **args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}
+    def run(module, args: dict, check_mode: bool = False, diff: bool = False, api: bool = True) -> dict:
+        """`api`: the module takes the API connection (every module but converged)."""
+        full = {**({"api_url": API} if api else {}), **args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}
         with patch_module_args(full), pytest.raises(ModuleExit) as done:
             module.main()
         return done.value.result

@@ -114,3 +114,45 @@ def test_job_variables_without_any_template_is_a_clear_error(run_module):
     result = run_module(work_pool, {"name": "production", "job_variables": {"working_dir": "/x"}})
     assert result["failed"] is True
     assert "job_variables needs base_job_template" in result["msg"]
+
+
+def queues(*names: str) -> list[dict]:
+    return [{"name": name, "priority": index + 1} for index, name in enumerate(names)]
+
+
+def test_the_missing_queues_are_created_from_one_listing(prefect, run_module):
+    prefect.route("GET", "/work_pools/production", (200, existing()))
+    prefect.route("POST", "/work_pools/production/queues/filter", (200, queues("default", "etl")))
+    prefect.route("POST", "/work_pools/production/queues", lambda body: (201, body))
+    result = run_module(work_pool, {**ARGS, "queues": ["etl", "atd-data02", "etl"]})
+    assert result["changed"] is True
+    assert result["queues_created"] == ["atd-data02"]
+    assert prefect.writes() == [
+        ("POST", "/work_pools/production/queues/filter", {"limit": 200, "offset": 0}),
+        ("POST", "/work_pools/production/queues", {"name": "atd-data02"}),
+    ]
+
+
+def test_present_queues_change_nothing_and_a_queue_made_meanwhile_is_present(prefect, run_module):
+    prefect.route("GET", "/work_pools/production", (200, existing()))
+    prefect.route("POST", "/work_pools/production/queues/filter", (200, queues("default", "etl")))
+    assert run_module(work_pool, {**ARGS, "queues": ["etl"]})["changed"] is False
+    prefect.route("POST", "/work_pools/production/queues", (409, {"detail": "exists"}))
+    assert run_module(work_pool, {**ARGS, "queues": ["gis"]})["queues_created"] == ["gis"]
+
+
+def test_queues_are_listed_page_after_page(prefect, run_module):
+    prefect.route("GET", "/work_pools/production", (200, existing()))
+    first = queues(*(f"q{n}" for n in range(200)))
+    prefect.route("POST", "/work_pools/production/queues/filter", [(200, first), (200, queues("q200"))])
+    result = run_module(work_pool, {**ARGS, "queues": ["q0", "q200"]})
+    assert result["changed"] is False
+    assert [call[2]["offset"] for call in prefect.calls if call[1].endswith("/filter")] == [0, 200]
+
+
+def test_check_mode_names_the_queues_it_would_create_and_writes_nothing(prefect, run_module):
+    prefect.route("GET", "/work_pools/production", (200, existing()))
+    prefect.route("POST", "/work_pools/production/queues/filter", (200, queues("default")))
+    result = run_module(work_pool, {**ARGS, "queues": ["etl"]}, check_mode=True)
+    assert (result["changed"], result["queues_created"]) == (True, ["etl"])
+    assert [call for call in prefect.writes() if not call[1].endswith("/filter")] == []
