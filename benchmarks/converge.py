@@ -28,8 +28,12 @@ NETWORK = "prefect-fleet-bench"
 
 
 def workers(count: int) -> dict[str, dict]:
+    """Worker hosts labelled as the lab's are: the flows' deployments target `atd-data02` and `etl`."""
     return {
-        f"bench-data{n:02d}": {"ansible_host": f"172.30.79.{30 + n}", "fleet_labels": [f"bench-data{n:02d}", "etl"]}
+        f"bench-data{n:02d}": {
+            "ansible_host": f"172.30.79.{30 + n}",
+            "fleet_labels": [f"bench-data{n:02d}", "etl"] + (["atd-data02"] if n == 1 else []),
+        }
         for n in range(1, count + 1)
     }
 
@@ -60,7 +64,8 @@ def ansible_playbook(inventory: Path, playbook: str, *args: str, env: dict[str, 
     )
     elapsed = time.monotonic() - started
     if result.returncode != 0:
-        sys.exit(f"{playbook} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+        failed = "\n".join(line for line in result.stdout.splitlines() if line.startswith(("fatal:", "failed:")))
+        sys.exit(f"{playbook} failed:\n{failed[-3000:]}\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
     return elapsed
 
 
