@@ -11,7 +11,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from base64 import b64encode
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,10 +129,8 @@ class Lab:
 
     def get(self, path: str, auth: bool = True) -> tuple[int, bytes]:
         """GET a path of the server (relative to the UI's root) from the controller."""
-        request = urllib.request.Request(self.api_url.removesuffix("/api") + path)
-        if auth and self.server["prefect_server_auth_string"]:
-            token = b64encode(self.server["prefect_server_auth_string"].encode()).decode()
-            request.add_header("Authorization", "Basic " + token)
+        headers = prefect_api.auth_headers(self.server["prefect_server_auth_string"]) if auth else {}
+        request = urllib.request.Request(self.api_url.removesuffix("/api") + path, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=20) as response:
                 return response.status, response.read()
