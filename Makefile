@@ -151,7 +151,7 @@ test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts si
 	$(MAKE) --no-print-directory e2e-lab; phase "the lab's bring-up and tests/lab"
 
 .PHONY: bench
-bench: venv image wheelhouse ## Converge timings: fresh, no-op, pipelining off vs on
+bench: venv image wheelhouse ## Converge timings: fresh, no-op, pipelining off vs on, no-op at 3 and 12 worker hosts
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.converge
 
 .PHONY: bench-server
