@@ -5,6 +5,7 @@ from a test is a run of its own, not a job of the suite's `make -j2`)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,10 @@ def playbook(
     if check:
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     return result
+
+
+def task_results(output: str, role: str, task: str) -> list[tuple[str, str]]:
+    """(status, host) of every result line (ok, changed, skipping, failed, fatal, ...) that the first
+    task of `role` whose name starts with `task` printed in a playbook's output."""
+    section = output.split(f"TASK [{role} : {task}", 1)[1].split("\nTASK [", 1)[0]
+    return re.findall(r"^(\w+): \[([^\]]+)\]", section, re.M)

@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from lab.ansible import playbook
+from lab.ansible import playbook, task_results
 from lab.fleet import Lab
 from lab.flowruns import start, wait
 from lab.inventory import write_lab_inventory
@@ -103,12 +103,6 @@ def worker_command_line(lab: Lab, host: str, environment: str) -> str:
     return lab.ssh(host, f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout
 
 
-def hosts_of_task(output: str, role: str, task: str) -> set[str]:
-    """The hosts that reported a result for the task of `role` whose name starts with `task`."""
-    section = output.split(f"TASK [{role} : {task}", 1)[1].split("\nTASK [", 1)[0]
-    return set(re.findall(r"^(?:ok|changed|failed|skipping): \[([^\]]+)\]", section, re.M))
-
-
 def test_dropping_an_environment_and_a_label_converges_then_nothing_changes(alt):
     inventory = alt[0]
     lab = Lab.of(str(inventory))
@@ -118,7 +112,8 @@ def test_dropping_an_environment_and_a_label_converges_then_nothing_changes(alt)
 
     second = playbook(inventory, "site.yml", timeout=1800)
     # The fleet-wide pools and queues came from one host, not from each.
-    assert len(hosts_of_task(second.stdout, "prefect_objects", "Create or update each environment's work pool")) == 1
+    task = "Create or update each environment's work pool"
+    assert len({host for _, host in task_results(second.stdout, "prefect_objects", task)}) == 1
     for host in WORKERS:
         for unit in ("prefect-worker@qa.service", "prefect-git-sync@qa.timer"):
             assert lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() == "inactive", unit

@@ -84,6 +84,12 @@ problems:
   returned: always
   type: list
   elements: str
+digest:
+  description:
+    - The digest given (O(state=query) and O(state=present)), so that the task recording a converge can reuse the
+      one its query was given instead of computing it again.
+  returned: when O(state) is not V(absent)
+  type: str
 """
 
 import hashlib
@@ -223,7 +229,7 @@ def main():
             params["dirs"],
             canonical(params["observed"]),
         )
-        module.exit_json(changed=False, current=not problems, problems=problems)
+        module.exit_json(changed=False, current=not problems, problems=problems, digest=params["digest"])
 
     files = {}
     for file_path in params["files"]:
@@ -240,7 +246,7 @@ def main():
         changed = True
     if changed and not module.check_mode:
         write_record(path, content)
-    module.exit_json(changed=changed, current=True, problems=[])
+    module.exit_json(changed=changed, current=True, problems=[], digest=params["digest"])
 
 
 if __name__ == "__main__":

@@ -72,7 +72,13 @@ def test_without_a_record_the_host_is_not_current(run_module, host):
 
 def test_after_a_record_the_host_is_current_and_the_record_is_private(run_module, host):
     assert record(run_module, host)["changed"] is True
-    assert query(run_module, host) == {"failed": False, "changed": False, "current": True, "problems": []}
+    assert query(run_module, host) == {
+        "failed": False,
+        "changed": False,
+        "current": True,
+        "problems": [],
+        "digest": "d1",
+    }
     assert host["record"].stat().st_mode & 0o777 == 0o600
     # It holds fingerprints, never a file's content.
     assert "http://server" not in host["record"].read_text()
