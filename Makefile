@@ -43,8 +43,9 @@ docker: host-deps ## Start the Docker engine unless one runs
 
 .PHONY: image
 image: docker ## Build (or reuse) the lab base image
-	@# Written whole or not at all: scenarios and labs started side by side read it.
-	mkdir -p .cache && lab/build-image.sh > .cache/lab-image.new && mv .cache/lab-image.new .cache/lab-image
+	@# Written whole or not at all (through a temporary file of this make's own): scenarios and labs
+	@# started side by side read it, and two makes side by side may check the image at once.
+	mkdir -p .cache && lab/build-image.sh > .cache/lab-image.$$$$ && mv .cache/lab-image.$$$$ .cache/lab-image
 
 .PHONY: wheelhouse
 wheelhouse: venv ## Build (or reuse) the hosts' wheelhouse
@@ -151,9 +152,10 @@ test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts si
 	phase "molecule, and tests/inventory then the lab's bring-up"; \
 	$(MAKE) --no-print-directory e2e-lab-tests; phase "tests/lab"
 
-# Part of `make test`: the fleet of tests/inventory, then the lab, one after the other.
+# Part of `make test`: the fleet of tests/inventory, then the lab, one after the other. Its
+# prerequisites are molecule's, so that the make running both checks them once, before either.
 .PHONY: e2e-inventory-then-lab
-e2e-inventory-then-lab:
+e2e-inventory-then-lab: venv image wheelhouse
 	$(MAKE) --no-print-directory e2e-inventory
 	$(MAKE) --no-print-directory lab
 
