@@ -57,7 +57,14 @@ def ansible_playbook(inventory: Path, playbook: str, *args: str, env: dict[str, 
     result = subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(inventory), playbook, *args],
         cwd=ROOT,
-        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1", **(env or {})},
+        # No colour even under `make` (which forces it): a failure's `fatal:` lines are found below.
+        env={
+            **os.environ,
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
         check=False,
