@@ -187,3 +187,27 @@ def test_the_remote_head_is_asked_as_the_service_user_and_never_raises(monkeypat
     assert status.remote_head({"FLEET_REPO": "file:///r", "FLEET_BRANCH": "main"}, "root") == ""
     assert seen["command"][:4] == ["runuser", "-u", "root", "--"]
     assert "/usr/sbin" in seen["env"]["PATH"].split(":")  # where runuser lives
+
+
+@pytest.mark.parametrize(("running", "starts"), [("activating", 2), ("inactive", 1)])
+def test_a_sync_now_never_returns_a_run_that_began_before_it(layout, monkeypatch, running, starts):
+    """A run the timer began before the call is joined by `systemctl start` and may have fetched
+    too early: the unit is then started once more, and the report is that second run's checkout."""
+    newer = "fedcba9876543210fedcba9876543210fedcba98"
+    calls = []
+
+    def run(command, **_kwargs):
+        calls.append(command[1])
+        if command[1] == "show":
+            return subprocess.CompletedProcess(command, 0, stdout=f"{running}\n", stderr="")
+        if calls.count("start") == starts:  # only a run begun by this call sees the new commit
+            tree = layout.new_tree(newer)
+            tree.mkdir(parents=True)
+            swap_link(tree, layout.current)
+        return subprocess.CompletedProcess(command, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(cli.subprocess, "run", run)
+    rc, report = cli.sync_now("production", str(layout.env_dir.parent))
+    assert rc == 0
+    assert calls == ["show"] + ["start"] * starts
+    assert (report["before"], report["commit"], report["updated"]) == (COMMIT, newer, True)

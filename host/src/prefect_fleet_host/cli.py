@@ -27,12 +27,20 @@ DEFAULT_ROOT = "/opt/prefect"
 
 
 def sync_now(environment: str, root: str) -> tuple[int, dict]:
-    """Start the environment's sync unit and wait for it (the timer's own unit, so that a sync
-    already running is joined, not raced); report the checkout before and after."""
+    """Run the environment's sync unit now and wait for it (the timer's own unit, so that two syncs
+    never race); report the checkout before and after.
+
+    `systemctl start` on a unit that is already starting joins that run, and a run the timer began
+    before this call may have fetched before the push being announced. So when one was running,
+    the unit is started once more after it ended: that run fetches after this call began."""
     layout = Layout.of(Path(root) / environment)
     before = (layout.current_commit(), layout.current_venv())
     unit = f"prefect-git-sync@{environment}.service"
-    started = subprocess.run(["systemctl", "start", unit], capture_output=True, text=True, check=False)
+    state = subprocess.run(
+        ["systemctl", "show", "--property=ActiveState", "--value", unit], capture_output=True, text=True, check=False
+    )
+    for _ in range(2 if state.stdout.strip() in ("activating", "active", "deactivating") else 1):
+        started = subprocess.run(["systemctl", "start", unit], capture_output=True, text=True, check=False)
     after = (layout.current_commit(), layout.current_venv())
     report = {
         "environment": environment,

@@ -4,6 +4,7 @@ healthy worker running as the service user, a sync timer, and the pool and queue
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import pytest
@@ -94,7 +95,9 @@ def test_sync_unit_follows_a_new_commit(worker):
         "git -C $seed -c user.name=m -c user.email=m@invalid commit -q -m change; "
         "git -C $seed push -q origin production",
     )
-    worker.run_expect([0], "systemctl start prefect-git-sync@production.service")
+    # What playbooks/sync.yml runs: the sync unit, once more when the timer had begun a run before
+    # the push (CI once saw the test's own `systemctl start` join such a run and return too early).
+    synced = json.loads(worker.check_output("prefect-fleet sync production"))
     remote = worker.check_output("git --git-dir /srv/git/flows.git rev-parse production")
     current = worker.check_output("git -c safe.directory='*' -C /opt/prefect/production/current rev-parse HEAD")
-    assert current == remote
+    assert current == remote == synced["commit"]
