@@ -34,6 +34,25 @@ def scale(service: str, replicas: int) -> None:
     subprocess.run(["docker", "service", "scale", "--detach", f"{service}={replicas}"], check=True, capture_output=True)
 
 
+def answers(url: str) -> bool:
+    try:
+        get_json(url)
+    except OSError:
+        return False
+    return True
+
+
+def stop_scheduler(lab: Lab, environment: str, timeout: float = 120) -> None:
+    """Scale an environment's scheduler service to 0 and wait until its endpoint stops answering
+    (`docker service scale` returns before Swarm has stopped the task)."""
+    scale(f"dask-{environment}-scheduler", 0)
+    deadline = time.monotonic() + timeout
+    while answers(dashboard(lab, environment) + "/json/counts.json"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"dask-{environment}-scheduler still answers after {timeout:.0f} s")
+        time.sleep(1)
+
+
 def scale_workers(lab: Lab, environment: str, replicas: int, timeout: float = 300) -> None:
     """Scale an environment's worker service and wait until that many workers joined its scheduler."""
     scale(f"dask-{environment}-worker", replicas)

@@ -31,6 +31,8 @@ class Run:
     id: str
     state: str = "PENDING"
     report: dict | None = None
+    # The final state's message (a Crashed run's cause, as Prefect recorded it).
+    message: str | None = None
 
 
 def flow_name(entrypoint: str) -> str:
@@ -73,6 +75,7 @@ def wait(api: Api, runs: list[Run], timeout: float = 300) -> list[Run]:
             if run.state not in FINAL:
                 state = api.call("GET", f"/flow_runs/{run.id}")["state"]
                 run.state = state["type"] if state else "PENDING"
+                run.message = state.get("message") if state else None
             if run.state in FINAL:
                 # Logs reach the API in batches, a moment after the final state.
                 run.report = report_of(api, run.id, REPORTS)

@@ -45,11 +45,7 @@ def groups(workers: dict) -> dict:
 
 
 def write(path, environments: dict, workers: dict):
-    # A quarter of the main lab's weight on contended CPU: `make test` runs this fleet beside the
-    # lab's tests, whose load tests must keep the machine first.
-    return write_lab_inventory(
-        path, NETWORK, "172.30.78.0/24", groups(workers), environments=environments, settings={"lab_cpu_shares": 256}
-    )
+    return write_lab_inventory(path, NETWORK, "172.30.78.0/24", groups(workers), environments=environments)
 
 
 @pytest.fixture(scope="module")

@@ -136,9 +136,16 @@ def test_a_wrong_spec_pushed_changes_nothing_and_is_named_in_the_sync_log_the_st
             for d in api.call("POST", "/deployments/filter", {"limit": 200})
         }
         assert after == before
-        # Named in the sync's log...
-        journal = lab.ssh(host, "journalctl -q -o cat -u prefect-git-sync@staging.service -n 40").stdout
-        assert f"deployments of {commit[:12]}: not registered, the spec is wrong:" in journal
+        # Named in the sync's log: the hook prints it after the registrar wrote its state, and the
+        # journal takes it in on its own time, so the test waits for the line (CI once read the
+        # journal in between).
+        line = f"deployments of {commit[:12]}: not registered, the spec is wrong:"
+
+        def sync_log() -> str:
+            text = lab.ssh(host, "journalctl -q -o cat -u prefect-git-sync@staging.service -n 40").stdout
+            return text if line in text else ""
+
+        journal, _ = wait_for(sync_log, 60, "the sync's log naming the wrong spec", interval=1)
         assert "unknown field 'colour'" in journal
         # ...in the fleet's status...
         status = playbook(lab.inventory, "playbooks/status.yml", check=False)

@@ -351,7 +351,7 @@ def fleet_status(lab, *args: str) -> subprocess.CompletedProcess[str]:
 def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_down_scheduler_and_a_down_server(
     lab, tmp_path, health_sampler
 ):
-    from lab.dask import scale
+    from lab.dask import scale, stop_scheduler
 
     started = time.monotonic()
     healthy = fleet_status(lab)
@@ -376,7 +376,7 @@ def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_
         lab.ssh("atd-data03", f"systemctl stop prefect-git-sync@{ENVIRONMENT}.timer")
         push(lab, tmp_path, ENVIRONMENT, "left behind by atd-data03")
         lab.ssh("atd-data04", "systemctl stop prefect-worker@staging")
-        scale("dask-staging-scheduler", 0)
+        stop_scheduler(lab, "staging")
         sick = fleet_status(lab)
         assert sick.returncode == 2, sick.stdout[-3000:] + sick.stderr[-3000:]
         assert "atd-data03/production: checkout stale (sync timer inactive" in sick.stdout
@@ -401,10 +401,11 @@ def test_fleet_status_is_healthy_then_names_a_stale_checkout_a_stopped_worker_a_
         lab.ssh("atd-prefect-01", "systemctl start prefect-server")
         # The staging workers lost their scheduler and exit; Swarm starts them again and they join.
         scale("dask-staging-scheduler", 1)
-    deadline = time.monotonic() + 180
-    while fleet_status(lab).returncode != 0:
-        assert time.monotonic() < deadline, "the fleet did not become healthy again"
-        time.sleep(5)
+        # Healthy again before the next test, even when this one failed half-way.
+        deadline = time.monotonic() + 180
+        while fleet_status(lab).returncode != 0:
+            assert time.monotonic() < deadline, "the fleet did not become healthy again"
+            time.sleep(5)
 
 
 @pytest.mark.parametrize(
