@@ -143,16 +143,15 @@ e2e-ha: venv ## The HA lab (inventories/lab-ha) under load: a replica, then its 
 
 .PHONY: test
 test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts side by side)
-	@# Independent parts side by side, each part's output printed whole when it ends: lint, the
-	@# unit tests and the fleet of its own inventory (its own network and hosts), then the
-	@# molecule scenarios two at a time, then the lab's end-to-end tests alone, as their timings
-	@# and load need the machine to themselves: run beside them, even at a lower CPU weight, the
-	@# other fleet slowed them by a third and made three of them fail. The inventory's fleet sits
-	@# where lint leaves a core free rather than beside the molecule scenarios, which keep both
-	@# busy (docs/design-notes.md). Each phase prints how long it took.
+	@# Two at a time, each part's output printed whole when it ends: lint beside the unit tests
+	@# (each keeps about one core busy), then the molecule scenarios beside the fleet of its own
+	@# inventory (fleets of their own, on networks of their own), then the lab's end-to-end tests
+	@# alone, as their timings and load need the machine to themselves: run beside them, even at
+	@# a lower CPU weight, the other fleet slowed them by a third and made three of them fail
+	@# (docs/design-notes.md). Each phase prints how long it took.
 	@started=$$(date +%s); phase() { echo "test: $$1 took $$(( $$(date +%s) - started )) s"; started=$$(date +%s); }; \
-	$(MAKE) --no-print-directory -j3 --output-sync=target lint unit e2e-inventory; phase "lint, unit and tests/inventory"; \
-	$(MAKE) --no-print-directory molecule; phase "molecule"; \
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit; phase "lint and unit"; \
+	$(MAKE) --no-print-directory -j2 --output-sync=target molecule e2e-inventory; phase "molecule and tests/inventory"; \
 	$(MAKE) --no-print-directory e2e-lab; phase "the lab's bring-up and tests/lab"
 
 .PHONY: bench
