@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from lab.ansible import playbook as run_playbook
 from lab.inventory import ROOT, write_lab_inventory
 
-BIN = Path(sys.executable).parent
 NETWORK = "prefect-fleet-bench"
 
 
@@ -52,23 +51,10 @@ REUSE_OFF = {"ANSIBLE_PIPELINING": "False", "ANSIBLE_SSH_ARGS": "-o ControlMaste
 
 
 def ansible_playbook(inventory: Path, playbook: str, *args: str, env: dict[str, str] | None = None) -> float:
-    """Run a playbook; return its wall time in seconds. Fails loudly if the playbook fails."""
+    """Run a playbook (lab.ansible's way: no colour, the venv first); return its wall time in
+    seconds. Fails loudly, with its `fatal:` lines, if the playbook fails."""
     started = time.monotonic()
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), playbook, *args],
-        cwd=ROOT,
-        # No colour even under `make` (which forces it): a failure's `fatal:` lines are found below.
-        env={
-            **os.environ,
-            "PATH": f"{BIN}:{os.environ['PATH']}",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            **(env or {}),
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_playbook(inventory, playbook, *args, check=False, env=env)
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         failed = "\n".join(line for line in result.stdout.splitlines() if line.startswith(("fatal:", "failed:")))

@@ -9,7 +9,7 @@ import subprocess
 import time
 import urllib.request
 
-from lab.fleet import Api, Lab
+from lab.fleet import Api, Lab, wait_for
 from lab.flowruns import Run, start, wait
 
 LABEL = "atd-data02"
@@ -46,11 +46,8 @@ def stop_scheduler(lab: Lab, environment: str, timeout: float = 120) -> None:
     """Scale an environment's scheduler service to 0 and wait until its endpoint stops answering
     (`docker service scale` returns before Swarm has stopped the task)."""
     scale(f"dask-{environment}-scheduler", 0)
-    deadline = time.monotonic() + timeout
-    while answers(dashboard(lab, environment) + "/json/counts.json"):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"dask-{environment}-scheduler still answers after {timeout:.0f} s")
-        time.sleep(1)
+    url = dashboard(lab, environment) + "/json/counts.json"
+    wait_for(lambda: not answers(url), timeout, f"dask-{environment}-scheduler stopping", interval=1)
 
 
 def scale_workers(lab: Lab, environment: str, replicas: int, timeout: float = 300) -> None:
