@@ -181,7 +181,8 @@ def dask_cluster_status(inputs):
     """The dask_swarm role's readings -> a row per cluster. inputs: clusters (names, in order),
     counts (the uri results of each scheduler's /json/counts.json), services (the
     docker_swarm_service_info results of each worker service), versions (the results of each
-    environment's client comparing its versions with the cluster's, as JSON on stdout)."""
+    environment's client comparing its versions with the cluster's, as JSON on stdout; a check
+    skipped because its scheduler did not answer leaves the versions unchecked)."""
     rows = []
     for name in inputs.get("clusters", []):
         counts = _by_item(inputs.get("counts"), "key", name)
@@ -195,7 +196,11 @@ def dask_cluster_status(inputs):
             problems.append(f"scheduler did not answer ({counts.get('msg', counts.get('status', -1))})")
         elif workers < desired or desired == 0:
             problems.append(f"{workers} of {desired} workers joined")
-        checks = [r for r in inputs.get("versions") or [] if (r.get("item") or {}).get("cluster") == name]
+        checks = [
+            r
+            for r in inputs.get("versions") or []
+            if (r.get("item") or {}).get("cluster") == name and not r.get("skipped")
+        ]
         version_problems = []
         for check in checks:
             item = check["item"]

@@ -264,3 +264,14 @@ def test_a_dask_scheduler_down_a_missing_worker_and_differing_versions_are_named
     assert f.dask_cluster_status(failed_client)[0]["problems"] == [
         "production client on atd-data02: No module named distributed"
     ]
+
+
+def test_a_version_check_skipped_for_a_scheduler_that_did_not_answer_leaves_the_versions_unchecked():
+    readings = dask_readings()
+    readings["counts"][0] = {"item": {"key": "production"}, "status": -1, "msg": "Connection refused"}
+    readings["versions"][0] = {"item": readings["versions"][0]["item"], "skipped": True, "skip_reason": "..."}
+    production, _ = f.dask_cluster_status(readings)
+    assert (production["versions"], production["problems"]) == (
+        "unchecked",
+        ["scheduler did not answer (Connection refused)"],
+    )
