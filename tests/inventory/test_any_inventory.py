@@ -45,7 +45,12 @@ def groups(workers: dict) -> dict:
 
 
 def write(path, environments: dict, workers: dict):
-    return write_lab_inventory(path, NETWORK, "172.30.78.0/24", groups(workers), environments=environments)
+    # 1/64 of Docker's default weight on contended CPU: `make test` runs this fleet in the
+    # background of the main lab's tests, which must keep the machine first (alone, the weight
+    # changes nothing: it only splits CPU that two containers both want).
+    return write_lab_inventory(
+        path, NETWORK, "172.30.78.0/24", groups(workers), environments=environments, settings={"lab_cpu_shares": 16}
+    )
 
 
 @pytest.fixture(scope="module")
