@@ -270,7 +270,7 @@ def test_a_version_check_skipped_for_a_scheduler_that_did_not_answer_leaves_the_
     readings = dask_readings()
     readings["counts"][0] = {"item": {"key": "production"}, "status": -1, "msg": "Connection refused"}
     readings["versions"][0] = {"item": readings["versions"][0]["item"], "skipped": True, "skip_reason": "..."}
-    production, _ = f.dask_cluster_status(readings)
+    production = f.dask_cluster_status(readings)[0]
     assert (production["versions"], production["problems"]) == (
         "unchecked",
         ["scheduler did not answer (Connection refused)"],
