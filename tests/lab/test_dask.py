@@ -31,12 +31,21 @@ def dashboard(lab, environment: str = ENVIRONMENT) -> str:
 
 
 def service_image(service: str) -> str:
+    return inspect(service, "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
+
+
+def inspect(service: str, template: str) -> str:
     return subprocess.run(
-        ["docker", "service", "inspect", service, "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}"],
-        capture_output=True,
-        text=True,
-        check=True,
+        ["docker", "service", "inspect", service, "--format", template], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def last_update(service: str) -> tuple[int, int]:
+    """When Swarm's last update of a service started and completed (Unix ns)."""
+    started, completed = inspect(
+        service, "{{.UpdateStatus.StartedAt.UnixNano}} {{.UpdateStatus.CompletedAt.UnixNano}}"
+    ).split()
+    return int(started), int(completed)
 
 
 def run_mapping(api: Api, parameters: dict, job_variables: dict | None = None, timeout: float = 600) -> dict:
@@ -120,6 +129,10 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         ]
         assert "ok: [lab-swarm]" in waited.split("TASK [", 1)[0], "the scheduler's update did not wait for the flow"
         assert service_image(scheduler_service) == after
+        # Every environment's cluster rolled at the same time, not one after the other.
+        rolls = {cluster: last_update(f"dask-{cluster}-worker") for cluster in ("production", "staging")}
+        assert rolls["staging"][0] < rolls["production"][1], rolls
+        assert rolls["production"][0] < rolls["staging"][1], rolls
         assert report["tasks"] == 600, report
         assert report["indexes"], report
         assert report["in_process"] == 0, report
