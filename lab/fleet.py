@@ -164,6 +164,12 @@ def checkout_head(lab: Lab, host: str, environment: str) -> str:
     ).stdout.strip()
 
 
+def worker_process(lab: Lab, host: str, environment: str, name: str) -> list[str]:
+    """The fields of /proc/<pid>/<name> (`cmdline`, `environ`) of `environment`'s running worker on `host`."""
+    pid = lab.ssh(host, f"systemctl show -P MainPID prefect-worker@{environment}").stdout.strip()
+    return lab.ssh(host, f"tr '\\0' '\\n' < /proc/{pid}/{name}").stdout.splitlines()
+
+
 def wait_for_checkouts(lab: Lab, environment: str, commit: str, timeout: float) -> float:
     """Seconds until every worker host's checkout of `environment` is at `commit` (fails at timeout)."""
     started = time.monotonic()

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from lab.ansible import playbook, task_results
-from lab.fleet import Lab
+from lab.fleet import Lab, worker_process
 from lab.flowruns import start, wait
 from lab.inventory import write_lab_inventory
 from prefect_fleet_host.layout import Layout
@@ -104,8 +104,7 @@ def test_the_shared_label_spreads_each_environments_runs_over_its_two_hosts(alt)
 
 
 def worker_command_line(lab: Lab, host: str, environment: str) -> str:
-    pid = lab.ssh(host, f"systemctl show -p MainPID --value prefect-worker@{environment}.service").stdout.strip()
-    return lab.ssh(host, f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout
+    return " ".join(worker_process(lab, host, environment, "cmdline"))
 
 
 def test_dropping_an_environment_and_a_label_converges_then_nothing_changes(alt):

@@ -20,7 +20,7 @@ import pytest
 
 from lab import ansible
 from lab.ansible import playbook
-from lab.fleet import Api, wait_for_checkouts
+from lab.fleet import Api, wait_for_checkouts, worker_process
 from lab.inventory import ROOT, resolve
 from lab.load import Load, OnlineSampler, parse_time, read_outcomes, unclean
 from lab.repo import push
@@ -179,9 +179,8 @@ def restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every
 
 
 def worker_environment(lab, host: str, environment: str = ENVIRONMENT) -> str:
-    """The environment the running worker process of `host` was started with."""
-    pid = lab.ssh(host, f"systemctl show -P MainPID prefect-worker@{environment}").stdout.strip()
-    return lab.ssh(host, f"tr '\\0' '\\n' < /proc/{pid}/environ").stdout
+    """The environment the running worker process of `host` was started with, a variable a line."""
+    return "\n".join(worker_process(lab, host, environment, "environ"))
 
 
 def test_restarts_converges_and_a_server_restart_under_load_lose_no_run(
