@@ -64,6 +64,8 @@ pools:
   type: dict
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prefect_fleet.prefect.plugins.module_utils.api import (
@@ -86,61 +88,85 @@ def host_and_pid(infrastructure_pid):
     return (host, pid) if host and pid.isdigit() else ("", "")
 
 
-def read_pool(api, name, limit):
-    pool_path = "/work_pools/" + path_segment(name)
-    pool = api.get_or_none(pool_path)
-    if pool is None:
-        return {"exists": False, "paused": False, "workers": [], "queues": {}, "in_flight": []}
-    workers = api.request("POST", pool_path + "/workers/filter", {"limit": 200})
-    queues = api.request("POST", pool_path + "/queues/filter", {"limit": 200})
-    by_pool = {"work_pools": {"name": {"any_": [name]}}}
-    result_queues = {}
-    for queue in queues:
-        scheduled = api.request(
-            "POST",
-            "/flow_runs/count",
-            dict(
-                by_pool,
-                flow_runs={"state": {"type": {"any_": ["SCHEDULED"]}}},
-                work_pool_queues={"name": {"any_": [queue["name"]]}},
-            ),
-        )
-        result_queues[queue["name"]] = {
-            "status": queue.get("status"),
-            "paused": queue.get("is_paused", False),
-            "scheduled": scheduled,
-        }
-    runs = api.request(
-        "POST",
-        "/flow_runs/filter",
-        dict(by_pool, flow_runs={"state": {"type": {"any_": IN_FLIGHT}}}, limit=limit, sort="START_TIME_ASC"),
-    )
-    in_flight = []
-    for run in runs:
-        host, pid = host_and_pid(run.get("infrastructure_pid"))
-        in_flight.append(
-            {
-                "id": run["id"],
-                "name": run.get("name"),
-                "state": (run.get("state") or {}).get("type"),
-                "queue": run.get("work_queue_name"),
-                "host": host,
-                "pid": pid,
+# Requests in flight at once: a status reads every pool while the server is busy with the fleet,
+# and each request waits mostly on the server, so they wait side by side, not one after the other.
+CONCURRENCY = 8
+
+
+def read_pools(api, names, limit):
+    """The server's version, and per pool name what RETURN describes."""
+    with ThreadPoolExecutor(max_workers=CONCURRENCY) as executor:
+        version = executor.submit(api.request, "GET", "/admin/version")
+        first = {}
+        for name in names:
+            pool_path = "/work_pools/" + path_segment(name)
+            by_pool = {"work_pools": {"name": {"any_": [name]}}}
+            first[name] = {
+                "pool": executor.submit(api.get_or_none, pool_path),
+                "workers": executor.submit(api.request, "POST", pool_path + "/workers/filter", {"limit": 200}),
+                "queues": executor.submit(api.request, "POST", pool_path + "/queues/filter", {"limit": 200}),
+                "runs": executor.submit(
+                    api.request,
+                    "POST",
+                    "/flow_runs/filter",
+                    dict(
+                        by_pool, flow_runs={"state": {"type": {"any_": IN_FLIGHT}}}, limit=limit, sort="START_TIME_ASC"
+                    ),
+                ),
             }
-        )
+        pools = {}
+        counts = {}
+        for name, calls in first.items():
+            pool = calls["pool"].result()
+            if pool is None:
+                # The other calls about a pool that does not exist answered 404: nothing to read.
+                for call in calls.values():
+                    call.exception()
+                pools[name] = {"exists": False, "paused": False, "workers": [], "queues": {}, "in_flight": []}
+                continue
+            pools[name] = {
+                "exists": True,
+                "paused": pool.get("is_paused", False),
+                "workers": [
+                    {
+                        "name": worker["name"],
+                        "status": worker.get("status"),
+                        "last_heartbeat_time": worker.get("last_heartbeat_time"),
+                    }
+                    for worker in calls["workers"].result()
+                ],
+                "queues": {},
+                "in_flight": [in_flight(run) for run in calls["runs"].result()],
+            }
+            for queue in calls["queues"].result():
+                pools[name]["queues"][queue["name"]] = {
+                    "status": queue.get("status"),
+                    "paused": queue.get("is_paused", False),
+                }
+                counts[(name, queue["name"])] = executor.submit(
+                    api.request,
+                    "POST",
+                    "/flow_runs/count",
+                    {
+                        "work_pools": {"name": {"any_": [name]}},
+                        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+                        "work_pool_queues": {"name": {"any_": [queue["name"]]}},
+                    },
+                )
+        for (name, queue), count in counts.items():
+            pools[name]["queues"][queue]["scheduled"] = count.result()
+        return version.result(), pools
+
+
+def in_flight(run):
+    host, pid = host_and_pid(run.get("infrastructure_pid"))
     return {
-        "exists": True,
-        "paused": pool.get("is_paused", False),
-        "workers": [
-            {
-                "name": worker["name"],
-                "status": worker.get("status"),
-                "last_heartbeat_time": worker.get("last_heartbeat_time"),
-            }
-            for worker in workers
-        ],
-        "queues": result_queues,
-        "in_flight": in_flight,
+        "id": run["id"],
+        "name": run.get("name"),
+        "state": (run.get("state") or {}).get("type"),
+        "queue": run.get("work_queue_name"),
+        "host": host,
+        "pid": pid,
     }
 
 
@@ -156,8 +182,7 @@ def main():
         module.fail_json(msg="in_flight_limit must be 1 to 200, got {}".format(params["in_flight_limit"]))
     api = PrefectAPI(module)
     try:
-        version = api.request("GET", "/admin/version")
-        pools = {name: read_pool(api, name, params["in_flight_limit"]) for name in params["pools"]}
+        version, pools = read_pools(api, params["pools"], params["in_flight_limit"])
     except PrefectAPIError as error:
         module.fail_json(msg=str(error))
     module.exit_json(changed=False, version=version, pools=pools)

@@ -1,5 +1,6 @@
 """Unit tests of the collection's modules with the HTTP boundary faked: a FakePrefect answers the
-requests that Ansible's open_url would send, from routes a test gives, and records every call."""
+requests that Ansible's URL helper (its Request) would send, from routes a test gives, and records
+every call."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class FakePrefect:
     def writes(self) -> list[tuple[str, str, object]]:
         return [call for call in self.calls if call[0] != "GET"]
 
-    def __call__(self, url: str, method: str = "GET", data=None, headers=None, **_kwargs):
+    def open(self, method: str, url: str, data=None, headers=None, **_kwargs):
+        """As ansible.module_utils.urls.Request.open."""
         assert url.startswith(API), url
         path = url[len(API) :]
         body = json.loads(data) if data else None
@@ -63,7 +65,7 @@ class ModuleExit(Exception):
 @pytest.fixture
 def prefect(monkeypatch) -> FakePrefect:
     fake = FakePrefect()
-    monkeypatch.setattr(api_utils, "open_url", fake)
+    monkeypatch.setattr(api_utils, "Request", lambda **_options: fake)
     monkeypatch.setattr(api_utils.time, "sleep", lambda _seconds: None)
     return fake
 

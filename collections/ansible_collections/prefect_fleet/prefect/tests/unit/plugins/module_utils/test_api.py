@@ -53,10 +53,24 @@ def test_a_refused_auth_is_not_retried(prefect, run_module):
 def test_an_unreachable_api_is_named(monkeypatch, run_module):
     from ansible_collections.prefect_fleet.prefect.plugins.module_utils import api
 
-    def refuse(*_args, **_kwargs):
-        raise URLError("Connection refused")
+    class Refusing:
+        def open(self, *_args, **_kwargs):
+            raise URLError("Connection refused")
 
-    monkeypatch.setattr(api, "open_url", refuse)
+    monkeypatch.setattr(api, "Request", lambda **_options: Refusing())
     result = run_module(work_queue, ARGS)
     assert result["failed"] is True
     assert "cannot reach the Prefect API at http://prefect.test:4200/api/work_pools/production" in result["msg"]
+
+
+def test_every_request_of_a_module_shares_one_tls_context(prefect, run_module, monkeypatch):
+    # Loading the CA store costs tens of milliseconds: once per module run, not once per request.
+    from ansible_collections.prefect_fleet.prefect.plugins.module_utils import api
+
+    contexts = []
+    monkeypatch.setattr(api, "make_context", lambda **options: contexts.append(options) or object())
+    prefect.route("GET", "/work_pools/production", (200, {"name": "production"}))
+    prefect.route("GET", "/work_pools/production/queues/atd-data02", (200, {"name": "atd-data02"}))
+    run_module(work_queue, ARGS)
+    assert len(prefect.calls) >= 2
+    assert contexts == [{"validate_certs": True}]
