@@ -177,18 +177,27 @@ def _by_item(results, key, value):
     return {}
 
 
+def _service(services, name):
+    """The service named `name` among docker_swarm_info's verbose services, or {}."""
+    for service in services or []:
+        if ((service or {}).get("Spec") or {}).get("Name") == name:
+            return service
+    return {}
+
+
 def dask_cluster_status(inputs):
     """The dask_swarm role's readings -> a row per cluster. inputs: clusters (names, in order),
-    counts (the uri results of each scheduler's /json/counts.json), services (the
-    docker_swarm_service_info results of each worker service), versions (the results of each
-    environment's client comparing its versions with the cluster's, as JSON on stdout; a check
-    skipped because its scheduler did not answer leaves the versions unchecked)."""
+    workers (each cluster's worker service name), counts (the uri results of each scheduler's
+    /json/counts.json), services (docker_swarm_info's verbose services), versions (the results of
+    each environment's client comparing its versions with the cluster's, as JSON on stdout). A
+    cluster whose scheduler did not answer has its versions unchecked: its clients could not have
+    reached it either, and it is reported as down already."""
     rows = []
     for name in inputs.get("clusters", []):
         counts = _by_item(inputs.get("counts"), "key", name)
-        service = _by_item(inputs.get("services"), "key", name)
-        replicated = (((service.get("service") or {}).get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}
-        desired = int(replicated.get("Replicas", 0)) if service.get("exists") else 0
+        service = _service(inputs.get("services"), (inputs.get("workers") or {}).get(name))
+        replicated = ((service.get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}
+        desired = int(replicated.get("Replicas", 0))
         answered = counts.get("status", -1) == 200
         workers = int((counts.get("json") or {}).get("workers", -1)) if answered else -1
         problems = []
@@ -199,7 +208,7 @@ def dask_cluster_status(inputs):
         checks = [
             r
             for r in inputs.get("versions") or []
-            if (r.get("item") or {}).get("cluster") == name and not r.get("skipped")
+            if answered and (r.get("item") or {}).get("cluster") == name and not r.get("skipped")
         ]
         version_problems = []
         for check in checks:

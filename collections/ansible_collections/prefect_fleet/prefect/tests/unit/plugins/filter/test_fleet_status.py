@@ -204,17 +204,12 @@ def dask_readings(**changes) -> dict:
             {"item": {"key": "production"}, "status": 200, "json": {"workers": 3, "tasks": 5}},
             {"item": {"key": "staging"}, "status": 200, "json": {"workers": 1, "tasks": 0}},
         ],
+        "workers": {"production": "dask-production-worker", "staging": "dask-staging-worker"},
+        # docker_swarm_info's verbose services, the schedulers' among them.
         "services": [
-            {
-                "item": {"key": "production"},
-                "exists": True,
-                "service": {"Spec": {"Mode": {"Replicated": {"Replicas": 3}}}},
-            },
-            {
-                "item": {"key": "staging"},
-                "exists": True,
-                "service": {"Spec": {"Mode": {"Replicated": {"Replicas": 1}}}},
-            },
+            {"Spec": {"Name": "dask-production-scheduler", "Mode": {"Replicated": {"Replicas": 1}}}},
+            {"Spec": {"Name": "dask-production-worker", "Mode": {"Replicated": {"Replicas": 3}}}},
+            {"Spec": {"Name": "dask-staging-worker", "Mode": {"Replicated": {"Replicas": 1}}}},
         ],
         "versions": [
             {
@@ -266,12 +261,19 @@ def test_a_dask_scheduler_down_a_missing_worker_and_differing_versions_are_named
     ]
 
 
-def test_a_version_check_skipped_for_a_scheduler_that_did_not_answer_leaves_the_versions_unchecked():
+def test_the_version_check_of_a_scheduler_that_did_not_answer_leaves_the_versions_unchecked():
     readings = dask_readings()
     readings["counts"][0] = {"item": {"key": "production"}, "status": -1, "msg": "Connection refused"}
-    readings["versions"][0] = {"item": readings["versions"][0]["item"], "skipped": True, "skip_reason": "..."}
+    readings["versions"][0]["stdout"] = '{"error": "ConnectionRefusedError: [Errno 111] Connection refused"}'
     production = f.dask_cluster_status(readings)[0]
     assert (production["versions"], production["problems"]) == (
         "unchecked",
         ["scheduler did not answer (Connection refused)"],
     )
+
+
+def test_a_cluster_whose_worker_service_is_missing_has_no_workers_asked_for():
+    readings = dask_readings()
+    readings["services"] = [s for s in readings["services"] if s["Spec"]["Name"] != "dask-staging-worker"]
+    staging = f.dask_cluster_status(readings)[1]
+    assert (staging["workers"], staging["problems"]) == ("1/0", ["1 of 0 workers joined"])
