@@ -104,5 +104,6 @@ def test_a_converge_repairs_drift_and_a_second_make_lab_changes_nothing(lab):
     assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in totals.values())
     assert "build-image: reusing " + (ROOT / ".cache" / "lab-image").read_text().strip() in again.stderr
     assert "build-wheelhouse: reusing" in again.stderr
-    results = task_results(again.stdout, "prefect_worker", "Say why this host converges in full]")
+    results = task_results(again.stdout, "prefect_worker", "Converge in full]")
+    assert sorted(host for _, host in results) == sorted(workers), results
     assert {status for status, _ in results} == {"skipping"}, results
