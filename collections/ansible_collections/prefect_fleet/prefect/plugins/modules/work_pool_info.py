@@ -100,7 +100,6 @@ def read_pools(api, names, limit):
         first = {}
         for name in names:
             pool_path = "/work_pools/" + path_segment(name)
-            by_pool = {"work_pools": {"name": {"any_": [name]}}}
             first[name] = {
                 "pool": executor.submit(api.get_or_none, pool_path),
                 "workers": executor.submit(api.request, "POST", pool_path + "/workers/filter", {"limit": 200}),
@@ -109,9 +108,7 @@ def read_pools(api, names, limit):
                     api.request,
                     "POST",
                     "/flow_runs/filter",
-                    dict(
-                        by_pool, flow_runs={"state": {"type": {"any_": IN_FLIGHT}}}, limit=limit, sort="START_TIME_ASC"
-                    ),
+                    runs_of_pool(name, IN_FLIGHT, limit=limit, sort="START_TIME_ASC"),
                 ),
             }
         pools = {}
@@ -147,15 +144,16 @@ def read_pools(api, names, limit):
                     api.request,
                     "POST",
                     "/flow_runs/count",
-                    {
-                        "work_pools": {"name": {"any_": [name]}},
-                        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
-                        "work_pool_queues": {"name": {"any_": [queue["name"]]}},
-                    },
+                    runs_of_pool(name, ["SCHEDULED"], work_pool_queues={"name": {"any_": [queue["name"]]}}),
                 )
         for (name, queue), count in counts.items():
             pools[name]["queues"][queue]["scheduled"] = count.result()
         return version.result(), pools
+
+
+def runs_of_pool(name, states, **more):
+    """The body of a flow-run filter or count: the pool's runs in one of `states`, and `more`."""
+    return dict({"work_pools": {"name": {"any_": [name]}}, "flow_runs": {"state": {"type": {"any_": states}}}}, **more)
 
 
 def in_flight(run):
