@@ -9,9 +9,11 @@ the same functions.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import yaml
 
@@ -33,6 +35,39 @@ class Run:
     report: dict | None = None
     # The final state's message (a Crashed run's cause, as Prefect recorded it).
     message: str | None = None
+
+
+def describe(lab: Lab, run: Run) -> str:
+    """A run that did not complete, told for a failing test: its state and message, its own log
+    lines, and what its host's worker journaled while it ran (a run that crashed before its engine
+    could log, e.g. on loading its flow or reaching the API, left its cause only there)."""
+    api = lab.api
+    found = api.call("GET", f"/flow_runs/{run.id}")
+    lines = [f"{run.deployment} ({run.environment}, {run.label}) run {run.id}: {run.state}: {run.message}"]
+    for _ in range(10):  # logs reach the API in batches, a moment after the final state
+        logs = api.call("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run.id]}}, "sort": "TIMESTAMP_ASC"})
+        if logs:
+            break
+        time.sleep(1)
+    lines += ["its logs:", *(f"  {log['timestamp']} {log['level']} {log['message']}" for log in logs[-40:])]
+    # The process worker records "host:pid"; a run that never started is named only by the worker
+    # that submitted it ("<host>-<environment>", the fleet's worker names).
+    host = (found.get("infrastructure_pid") or "").split(":")[0]
+    for log in logs:
+        if not host and (submitter := re.match(r"Worker '(.+)' submitting", log["message"])):
+            host = submitter[1].removesuffix(f"-{run.environment}")
+    began = found.get("start_time") or found.get("expected_start_time")
+    if host in lab.addresses and began:
+        since = datetime.fromisoformat(began) - timedelta(seconds=5)
+        until = datetime.fromisoformat(found.get("end_time") or began) + timedelta(seconds=5)
+        journal = lab.ssh(
+            host,
+            f"journalctl -q -o short-precise -u prefect-worker@{run.environment} "
+            f"--since @{since.timestamp():.0f} --until @{until.timestamp():.0f} | tail -n 60",
+            check=False,
+        )
+        lines += [f"prefect-worker@{run.environment} on {host} meanwhile:", journal.stdout + journal.stderr]
+    return "\n".join(lines)
 
 
 def flow_name(entrypoint: str) -> str:

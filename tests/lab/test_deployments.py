@@ -16,8 +16,8 @@ import time
 import pytest
 
 from lab.ansible import playbook
-from lab.fleet import checkout_head, deploy_state, deployer, deployment, settle, wait_for, workers
-from lab.flowruns import start, wait
+from lab.fleet import checkout_head, deploy_state, deployer, deployment, settle, wait_for, wait_for_checkouts, workers
+from lab.flowruns import describe, start, wait
 from lab.repo import cherry_pick, push, remove
 from prefect_fleet_host.layout import Layout
 from tests.conftest import recaps
@@ -69,9 +69,11 @@ def test_a_flow_pushed_to_main_is_staging_only_until_it_reaches_production_and_g
     print(f"push to main -> staging deployment registered in {seconds:.1f} s, by the sync alone")
     assert (found["work_pool_name"], found["work_queue_name"]) == ("staging", LABEL)
     assert deployment(api, flow, production) is None, "main's new flow must not be a production deployment"
-    # Its run: on the label's host, from the staging checkout of the pushed commit.
+    # Its run: on the label's host, from the staging checkout of the pushed commit, once that host
+    # has it (it may lag the registering host by a sync interval: docs/deployments.md).
+    wait_for_checkouts(lab, "staging", on_main, bound)
     (ran,) = wait(api, [start(api, flow, staging, "staging", LABEL, {"note": "from main"})], timeout=180)
-    assert ran.state == "COMPLETED", ran
+    assert ran.state == "COMPLETED", describe(lab, ran)
     assert (ran.report["host"], ran.report["commit"]) == (LABEL, on_main)
     assert Layout.of("/opt/prefect/staging").commit_of(ran.report["cwd"]) == on_main
     # The other staging deployments were registered from the same commit; production's were not.
@@ -87,8 +89,9 @@ def test_a_flow_pushed_to_main_is_staging_only_until_it_reaches_production_and_g
         bound,
         f"production deployment {production} at {on_production[:12]}",
     )
+    wait_for_checkouts(lab, "production", on_production, bound)
     (ran,) = wait(api, [start(api, flow, production, "production", LABEL)], timeout=180)
-    assert ran.state == "COMPLETED", ran
+    assert ran.state == "COMPLETED", describe(lab, ran)
     assert (ran.report["host"], ran.report["commit"]) == (LABEL, on_production)
 
     # Removed from main: its staging deployment goes; production's stays until production drops it.

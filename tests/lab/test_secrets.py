@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from lab.ansible import playbook
-from lab.fleet import deployment, settle, wait_for
-from lab.flowruns import start, wait
+from lab.fleet import deployment, settle, wait_for, wait_for_checkouts
+from lab.flowruns import describe, start, wait
 from lab.repo import push, remove
 from tests.conftest import run
 
@@ -179,8 +179,12 @@ def test_a_flow_reads_its_environments_secret_block_and_the_value_is_in_no_log_o
             3 * int(lab.server["prefect_worker_sync_interval"]) + 60,
             f"{deployment_name} at {commit[:12]}",
         )
+        # The deployment exists once the registering host (atd-data02) has the commit; atd-data04's
+        # checkout may lag a sync interval (docs/deployments.md), and a run it took then would
+        # crash on the missing file (and be retried by the fleet's automation).
+        wait_for_checkouts(lab, "staging", commit, 3 * int(lab.server["prefect_worker_sync_interval"]) + 60)
         (ran,) = wait(api, [start(api, flow, deployment_name, "staging", "atd-data04")], timeout=180)
-        assert ran.state == "COMPLETED", ran
+        assert ran.state == "COMPLETED", describe(lab, ran)
         assert ran.report == {"block": "staging-lab-token", "sha256": hashlib.sha256(value.encode()).hexdigest()}
         answers = {
             "the deployment": api.call("GET", f"/deployments/{deployment['id']}"),

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from lab.fleet import Api, checkout_head, wait_for, wait_for_checkouts, workers
-from lab.flowruns import start, wait
+from lab.flowruns import describe, start, wait
 from lab.repo import push
 from prefect_fleet_host.layout import Layout
 
@@ -37,7 +37,7 @@ def test_flows_run_in_their_environments_checkout_on_the_targeted_host(lab, api)
     ]
     wait(api, runs, timeout=180)
     for run, branch in zip(runs, ("production", "main"), strict=True):
-        assert run.state == "COMPLETED", run
+        assert run.state == "COMPLETED", describe(lab, run)
         report = run.report
         assert report["host"] == "atd-data02"
         assert report["environment"] == run.environment
@@ -51,7 +51,8 @@ def test_flows_run_in_their_environments_checkout_on_the_targeted_host(lab, api)
 def test_a_shared_label_spreads_its_runs_over_its_hosts_only(lab, api):
     runs = [start(api, "fleet-report", "etl-report-production-etl", "production", "etl") for _ in range(10)]
     wait(api, runs, timeout=300)
-    assert [run.state for run in runs] == ["COMPLETED"] * 10
+    for run in runs:
+        assert run.state == "COMPLETED", describe(lab, run)
     hosts = Counter(run.report["host"] for run in runs)
     assert set(hosts) == carrying(lab, "etl"), f"runs by host: {dict(hosts)}"
     assert len(carrying(lab, "etl")) == 2
@@ -99,7 +100,7 @@ def test_an_unreachable_remote_keeps_the_checkout_and_fails_visibly(lab, api, tm
         # The worker still runs flows, from the last good checkout.
         run = start(api, "fleet-report", "fleet-report-production-atd-data02", "production", "atd-data02")
         wait(api, [run], timeout=120)
-        assert run.state == "COMPLETED"
+        assert run.state == "COMPLETED", describe(lab, run)
         assert (run.report["host"], run.report["commit"]) == (host, before)
     finally:
         address = lab.addresses[git_host]
