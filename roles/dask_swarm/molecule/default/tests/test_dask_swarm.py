@@ -4,13 +4,17 @@ services that answer their health checks and compute, and refuses bad input befo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from lab.ansible import playbook
 from tests.molecule_checks import assert_rejected_without_change, other_messages, scenario_host
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
+READY = Path(__file__).resolve().parent.parent / "ready.yml"
+RECORD = "/var/lib/dask-swarm/converged.json"
 # What the role may change: services (their spec versions), images, networks, build contexts.
 STATE = (
     "docker service ls --format '{{.Name}}' | sort | xargs -r docker service inspect --format '{{.Spec.Name}} {{.Version.Index}}';"
@@ -131,3 +135,29 @@ CASES = {
 def test_bad_input_fails_before_any_change(manager, case):
     extra, message = CASES[case]
     assert_rejected_without_change(manager, CONVERGE, extra, message, other_messages(CASES, case), state=STATE)
+
+
+def test_a_deferred_wait_that_fails_names_the_cluster_and_forgets_the_converge(manager):
+    """site.yml waits for the workers in its last play, after the role recorded its full converge:
+    when they do not join, that wait fails naming the cluster and removes the record, so that
+    the next run converges the cluster in full instead of skipping it as current. (Asked for
+    three workers, the cluster has two.)"""
+    manager.check_output(f"cp -p {RECORD} {RECORD}.kept")
+    try:
+        result = playbook(
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(READY),
+            "-e",
+            json.dumps({"dask_swarm_clusters": {"molecule": {"worker_replicas": 3}}, "dask_swarm_ready_timeout": 4}),
+            check=False,
+            env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"},
+            cwd=Path.cwd(),
+        )
+        output = " ".join(result.stdout.split())
+        assert result.returncode != 0, result.stdout[-3000:]
+        assert "Not every worker of the Dask clusters molecule joined its scheduler within 4 s" in output, output[
+            -3000:
+        ]
+        assert not manager.file(RECORD).exists
+    finally:
+        manager.check_output(f"mv -f {RECORD}.kept {RECORD}")
