@@ -153,7 +153,7 @@ def test_a_deferred_wait_that_fails_names_the_cluster_and_forgets_the_converge(m
             env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"},
             cwd=Path.cwd(),
         )
-        output = " ".join(result.stdout.split())
+        output = " ".join((result.stdout + result.stderr).split())
         assert result.returncode != 0, result.stdout[-3000:]
         assert "Not every worker of the Dask clusters molecule joined its scheduler within 4 s" in output, output[
             -3000:
