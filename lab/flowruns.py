@@ -53,9 +53,8 @@ def describe(lab: Lab, run: Run) -> str:
     # The process worker records "host:pid"; a run that never started is named only by the worker
     # that submitted it ("<host>-<environment>", the fleet's worker names).
     host = (found.get("infrastructure_pid") or "").split(":")[0]
-    for log in logs:
-        if not host and (submitter := re.match(r"Worker '(.+)' submitting", log["message"])):
-            host = submitter[1].removesuffix(f"-{run.environment}")
+    submitters = (re.match(r"Worker '(.+)' submitting", log["message"]) for log in logs)
+    host = host or next((m[1].removesuffix(f"-{run.environment}") for m in submitters if m), "")
     began = found.get("start_time") or found.get("expected_start_time")
     if host in lab.addresses and began:
         since = datetime.fromisoformat(began) - timedelta(seconds=5)

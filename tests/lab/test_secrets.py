@@ -173,16 +173,15 @@ def test_a_flow_reads_its_environments_secret_block_and_the_value_is_in_no_log_o
         lab, tmp_path, "main", f"Add {flow}", files={path: READER.format(flow=flow), "flows/deployments.yml": entry}
     )
     deployment_name = f"{name}-staging-atd-data04"
+    bound = 3 * int(lab.server["prefect_worker_sync_interval"]) + 60  # an outage, far above any sync
     try:
         deployment, _ = wait_for(
-            lambda: _deployment(api, flow, deployment_name, commit),
-            3 * int(lab.server["prefect_worker_sync_interval"]) + 60,
-            f"{deployment_name} at {commit[:12]}",
+            lambda: _deployment(api, flow, deployment_name, commit), bound, f"{deployment_name} at {commit[:12]}"
         )
         # The deployment exists once the registering host (atd-data02) has the commit; atd-data04's
         # checkout may lag a sync interval (docs/deployments.md), and a run it took then would
         # crash on the missing file (and be retried by the fleet's automation).
-        wait_for_checkouts(lab, "staging", commit, 3 * int(lab.server["prefect_worker_sync_interval"]) + 60)
+        wait_for_checkouts(lab, "staging", commit, bound)
         (ran,) = wait(api, [start(api, flow, deployment_name, "staging", "atd-data04")], timeout=180)
         assert ran.state == "COMPLETED", describe(lab, ran)
         assert ran.report == {"block": "staging-lab-token", "sha256": hashlib.sha256(value.encode()).hexdigest()}
