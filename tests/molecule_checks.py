@@ -76,6 +76,27 @@ def assert_rejected_without_change(
     assert host.check_output(state) == before, "the host's state changed"
 
 
+def role_status(role: str, group: str, fact: str) -> dict[str, dict]:
+    """Run `role`'s status tasks (tasks_from: status.yml) on the scenario's hosts of `group`, and
+    return the `fact` they set, by host."""
+    result = run_playbook(
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(Path(__file__).resolve().parent / "data" / "role_status.yml"),
+        "-e",
+        json.dumps({"status_role": role, "status_hosts": group}),
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json"},
+        cwd=Path.cwd(),
+    )
+    output = json.loads(result.stdout[result.stdout.index("{") :])
+    return {
+        host: answer["ansible_facts"][fact]
+        for play in output["plays"]
+        for task in play["tasks"]
+        for host, answer in task["hosts"].items()
+        if fact in answer.get("ansible_facts", {})
+    }
+
+
 class HostApi:
     """The Prefect API as a host sees it: lab/prefect_api.py (the tests' one API client, which
     retries what Prefect's client retries) run on `host` with its python3, the URL and credential

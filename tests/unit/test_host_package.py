@@ -173,6 +173,66 @@ def test_the_status_of_a_host_with_nothing_running_reports_each_environment(tmp_
     assert report["uptime"] > 0
 
 
+def test_the_dask_comparison_names_each_package_that_differs_from_the_client():
+    from prefect_fleet_host import dask_versions
+
+    def side(python, distributed, dask="2026.1.0"):
+        return {"host": {"python": python}, "packages": {"distributed": distributed, "dask": dask, "numpy": None}}
+
+    # Client.get_versions() of a client, its scheduler and two workers, trimmed to what is read.
+    versions = {
+        "client": side("3.11.2.final.0", "2026.1.0"),
+        "scheduler": side("3.11.2.final.0", "2026.1.0"),
+        "workers": {"tcp://w1": side("3.11.2.final.0", "2026.1.0"), "tcp://w2": side("3.12.1.final.0", "2026.2.0")},
+    }
+    assert dask_versions.differences(versions) == [
+        "distributed tcp://w2=2026.2.0 (client 2026.1.0)",
+        "python tcp://w2=3.12.1.final.0 (client 3.11.2.final.0)",
+    ]
+    versions["workers"].pop("tcp://w2")
+    assert dask_versions.differences(versions) == []
+
+
+def test_the_dask_comparison_runs_with_the_environments_interpreter_and_answers_what_failed(tmp_path, monkeypatch):
+    """Run for real with this interpreter: a scheduler that does not listen is the answer, not a
+    failure of the report; an interpreter that is missing is one too. Only the asked environment
+    carries the comparison."""
+    from prefect_fleet_host import status
+
+    monkeypatch.setattr(status, "units", lambda _environments: {})
+    monkeypatch.setattr(status.runs, "in_flight", lambda _environments: [])
+    monkeypatch.setattr(status, "remote_head", lambda _settings, _user: "")
+    (tmp_path / "root" / "production" / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "root" / "production" / "venv" / "bin" / "python").symlink_to(sys.executable)
+    report = status.collect(
+        ["production", "staging"],
+        str(tmp_path / "root"),
+        str(tmp_path),
+        user="",
+        dask=[("production", "shared", "tcp://127.0.0.1:9"), ("staging", "shared", "tcp://127.0.0.1:9")],
+    )
+    production, staging = report["environments"]["production"]["dask"], report["environments"]["staging"]["dask"]
+    assert (production["cluster"], production["address"]) == ("shared", "tcp://127.0.0.1:9")
+    assert production["error"].startswith("ConnectionRefusedError"), production
+    assert staging["error"].startswith("FileNotFoundError"), staging  # staging has no venv here
+    assert (
+        "dask"
+        not in status.collect(["production"], str(tmp_path / "root"), str(tmp_path), user="")["environments"][
+            "production"
+        ]
+    )
+
+
+def test_the_status_command_takes_the_dask_clients_to_compare(monkeypatch):
+    from prefect_fleet_host import status
+
+    seen = {}
+    monkeypatch.setattr(status, "main", lambda *args: seen.update(args=args) or 0)
+    assert cli.main(["status", "production", "staging", "--dask", "production", "production", "tcp://s:8786"]) == 0
+    assert seen["args"][0] == ["production", "staging"]
+    assert seen["args"][4] == [("production", "production", "tcp://s:8786")]
+
+
 def test_the_remote_head_is_asked_as_the_service_user_and_never_raises(monkeypatch):
     from prefect_fleet_host import status
 

@@ -5,7 +5,8 @@
     prefect-fleet sync ENV                 run the sync unit now; print where the checkout was and is
     prefect-fleet checkout ENV             where ENV's checkout is (commit, tree, venv, deployed commit)
     prefect-fleet runs ENV...              the flow runs in flight on this host
-    prefect-fleet status ENV...            this host's state as JSON (make status judges it)
+    prefect-fleet status ENV... [--dask ENV CLUSTER ADDRESS]...
+                                           this host's state as JSON (make status judges it)
     prefect-fleet deploy [--python PY] ... register ENV's deployments (with PY, ENV's own venv)
 
 `checkout`, `sync` and `status` print JSON: playbooks and tests ask them instead of reading the layout.
@@ -97,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--root", default=DEFAULT_ROOT, help=f"the environments' root ({DEFAULT_ROOT})")
     command.add_argument("--config-dir", default="/etc/prefect-worker", help="the environments' settings files")
     command.add_argument("--user", default="prefect", help="the user that asks the remote for branch heads")
+    command.add_argument(
+        "--dask",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("ENV", "CLUSTER", "ADDRESS"),
+        help="compare ENV's Dask client (its venv) with CLUSTER, whose scheduler is at ADDRESS",
+    )
     command = commands.add_parser("deploy", help="register an environment's deployments", add_help=False)
     command.add_argument("--python", help="the interpreter to run the registrar with (the environment's venv)")
     args, rest = parser.parse_known_args(argv)
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         from prefect_fleet_host import status
 
-        return status.main(args.environments, args.root, args.config_dir, args.user)
+        return status.main(args.environments, args.root, args.config_dir, args.user, [tuple(d) for d in args.dask])
     if args.command == "runs":
         from prefect_fleet_host import runs
 

@@ -5,7 +5,9 @@ worker's /health, the checkout's commit (from the layout, no git), the branch's 
 remote (asked as the environment's service user, with its deploy key), the runs in flight, and on
 the host that registers the environment's deployments the outcome of the last registration. It
 reads only; the health rules that judge it are the controller's (the collection's fleet_status
-filter), so that one place says what healthy means.
+filter), so that one place says what healthy means. With `--dask ENV CLUSTER ADDRESS`, ENV's
+report also says whether its Dask client (its venv) runs the same packages as CLUSTER, whose
+scheduler is at ADDRESS (dask_versions), side by side with the rest.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from prefect_fleet_host import runs
+from prefect_fleet_host import dask_versions, runs
 from prefect_fleet_host.layout import Layout
 
 
@@ -74,18 +76,25 @@ def health(port: str) -> int:
         return -1
 
 
-def remote_head(settings: dict[str, str], user: str) -> str:
-    """The branch's head on the remote, asked as the service user with its own SSH settings."""
+def _as_user(command: list[str], user: str) -> tuple[list[str], dict[str, str]]:
+    """The command run as the service user when this runs as root, and a minimal environment."""
     try:
         home = pwd.getpwnam(user).pw_dir if user else os.environ.get("HOME", "/")
     except KeyError:
         home = "/"
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home}
-    if settings.get("GIT_SSH_COMMAND"):
-        env["GIT_SSH_COMMAND"] = settings["GIT_SSH_COMMAND"]
-    command = ["git", "ls-remote", settings.get("FLEET_REPO", ""), f"refs/heads/{settings.get('FLEET_BRANCH', '')}"]
     if os.geteuid() == 0 and user:
         command = ["runuser", "-u", user, "--", *command]
+    return command, env
+
+
+def remote_head(settings: dict[str, str], user: str) -> str:
+    """The branch's head on the remote, asked as the service user with its own SSH settings."""
+    command, env = _as_user(
+        ["git", "ls-remote", settings.get("FLEET_REPO", ""), f"refs/heads/{settings.get('FLEET_BRANCH', '')}"], user
+    )
+    if settings.get("GIT_SSH_COMMAND"):
+        env["GIT_SSH_COMMAND"] = settings["GIT_SSH_COMMAND"]
     try:
         out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=20, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
@@ -93,14 +102,34 @@ def remote_head(settings: dict[str, str], user: str) -> str:
     return out.split("\t", 1)[0].strip() if out.strip() else ""
 
 
-def collect(environments: list[str], root: str, config_dir: str, user: str) -> dict:
+def dask_client(python: Path, cluster: str, address: str, user: str) -> dict:
+    """dask_versions' answer for a client with this interpreter, as the service user; never raises.
+    Isolated mode (-I): no PYTHON* variables, no user site, not the current directory on the path."""
+    source = Path(dask_versions.__file__).read_text()
+    command, env = _as_user([str(python), "-I", "-c", source, address], user)
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        answer = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()[-200:]}
+    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        answer = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return {"cluster": cluster, "address": address, **answer}
+
+
+def collect(
+    environments: list[str], root: str, config_dir: str, user: str, dask: list[tuple[str, str, str]] = ()
+) -> dict:
+    """The host's report. dask: (environment, cluster, scheduler address) of the clients to compare."""
     config = Path(config_dir)
     settings = {e: read_settings(config / f"{e}.env") for e in environments}
     systemd = units(environments)
     in_flight = runs.in_flight(environments)
-    with ThreadPoolExecutor(max_workers=max(2 * len(environments), 1)) as pool:
+    with ThreadPoolExecutor(max_workers=max(2 * len(environments) + len(dask), 1)) as pool:
         heads = {e: pool.submit(remote_head, settings[e], user) for e in environments}
         healths = {e: pool.submit(health, settings[e].get("PREFECT_WORKER_WEBSERVER_PORT", "0")) for e in environments}
+        clients = {
+            e: pool.submit(dask_client, Layout.of(Path(root) / e).venv / "bin" / "python", cluster, address, user)
+            for e, cluster, address in dask
+        }
         report = {}
         for environment in environments:
             layout = Layout.of(Path(root) / environment)
@@ -119,10 +148,12 @@ def collect(environments: list[str], root: str, config_dir: str, user: str) -> d
                 "runs": [run for e, run, _pid in in_flight if e == environment],
                 "deploy": (layout.deploy_state() or None) if registers else None,
             }
+            if environment in clients:
+                report[environment]["dask"] = clients[environment].result()
     uptime = int(float(Path("/proc/uptime").read_text().split()[0]))
     return {"host": platform.node(), "hostname": platform.node(), "uptime": uptime, "environments": report}
 
 
-def main(environments: list[str], root: str, config_dir: str, user: str) -> int:
-    print(json.dumps(collect(environments, root, config_dir, user), sort_keys=True))
+def main(environments: list[str], root: str, config_dir: str, user: str, dask: list[tuple[str, str, str]] = ()) -> int:
+    print(json.dumps(collect(environments, root, config_dir, user, dask), sort_keys=True))
     return 0

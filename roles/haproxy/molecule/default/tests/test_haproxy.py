@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.molecule_checks import assert_rejected_without_change, other_messages
+from tests.molecule_checks import assert_rejected_without_change, other_messages, role_status
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 STATS_AUTH = "stats:molecule-Stats-Pa55"
@@ -57,6 +57,15 @@ def test_unit_active_and_enabled(lb):
     service = lb.service("haproxy.service")
     assert service.is_running
     assert service.is_enabled
+
+
+def test_the_status_reports_the_unit_and_each_replica_as_the_stats_page_has_it(lb):
+    """What `make status` reads of a load balancer (tasks_from: status.yml), with the stats page's
+    credentials."""
+    assert _wait_status(lb, {"replica-a": "UP", "replica-b": "UP"}) == {"replica-a": "UP", "replica-b": "UP"}
+    (status,) = role_status("haproxy", "prefect_load_balancer", "haproxy_status").values()
+    assert (status["kind"], status["unit"], status["state"]) == ("lb", "haproxy.service", "active")
+    assert status["replicas"] == {"replica-a": "UP", "replica-b": "UP"}
 
 
 def test_configuration_is_private(lb):

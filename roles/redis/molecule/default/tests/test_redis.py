@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.molecule_checks import assert_rejected_without_change, other_messages, snapshot
+from tests.molecule_checks import assert_rejected_without_change, other_messages, role_status, snapshot
 
 SCENARIO = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", Path(__file__).parent.parent))
 CONVERGE = SCENARIO / "converge.yml"
@@ -32,6 +32,13 @@ def test_unit_active_and_enabled(redis):
     service = redis.service("redis-server.service")
     assert service.is_running
     assert service.is_enabled
+
+
+def test_the_status_reports_the_unit():
+    """What `make status` reads of Redis (tasks_from: status.yml)."""
+    assert list(role_status("redis", "prefect_redis", "redis_status").values()) == [
+        {"host": "redis-default", "kind": "redis", "unit": "redis-server.service", "state": "active"}
+    ]
 
 
 def test_configuration_is_private(redis):

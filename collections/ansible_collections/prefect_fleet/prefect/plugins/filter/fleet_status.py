@@ -11,8 +11,6 @@ Dask cluster, each with its problems, and `healthy`. `fleet_status_table` render
 
 from __future__ import annotations
 
-import json
-
 WORKER_COLUMNS = (
     ("host", 16),
     ("environment", 12),
@@ -114,11 +112,24 @@ def _server_rows(server, version):
     return rows, problems
 
 
+def client_versions(workers):
+    """The Dask clients' comparisons that worker hosts made (`prefect-fleet status --dask`), as
+    dask_cluster_status takes them: [{environment, host, cluster, distributed, differ | error}]."""
+    found = []
+    for worker in workers or []:
+        report = worker.get("report") or {}
+        for environment, env in sorted((report.get("environments") or {}).items()):
+            if env.get("dask"):
+                found.append({"environment": environment, "host": worker.get("host"), **env["dask"]})
+    return found
+
+
 def fleet_status(inputs):
     """inputs -> the status document. inputs: servers [{host, units: {unit: state}, ready: {port:
     status}, database}], ha [{host, kind: redis|lb, unit, state, replicas: {name: state}}], api
     (work_pool_info's result: version, pools), workers [{host, report (prefect-fleet status), labels,
-    deploying, interval}], dask [rows of the dask_swarm role], dask_expected."""
+    deploying, interval}], dask (the dask_swarm role's readings on the swarm's manager, or none),
+    dask_expected."""
     api = inputs.get("api") or {}
     problems = []
     servers = []
@@ -141,7 +152,8 @@ def fleet_status(inputs):
     workers = []
     for worker in inputs.get("workers", []):
         if not worker.get("report"):
-            workers.append({"host": worker.get("host"), "environment": "-", "problems": ["no report from the host"]})
+            why = f"no report from the host: {worker['error']}" if worker.get("error") else "no report from the host"
+            workers.append({"host": worker.get("host"), "environment": "-", "problems": [why]})
             continue
         report = {**worker["report"], "host": worker.get("host", worker["report"].get("host"))}
         workers += _worker_rows(
@@ -149,7 +161,8 @@ def fleet_status(inputs):
         )
     if workers and "pools" not in api:
         problems.append(f"the Prefect API did not answer the worker hosts: {api.get('msg', 'not asked')}")
-    dask = list(inputs.get("dask", []))
+    readings = inputs.get("dask")
+    dask = dask_cluster_status({**readings, "versions": client_versions(inputs.get("workers"))}) if readings else []
     problems += [f"dask {row['cluster']}: {'; '.join(row['problems'])}" for row in dask if row.get("problems")]
     if inputs.get("dask_expected") and not dask:
         problems.append("the Dask clusters were not read (swarm manager unreachable?)")
@@ -188,10 +201,10 @@ def _service(services, name):
 def dask_cluster_status(inputs):
     """The dask_swarm role's readings -> a row per cluster. inputs: clusters (names, in order),
     workers (each cluster's worker service name), counts (the uri results of each scheduler's
-    /json/counts.json), services (docker_swarm_info's verbose services), versions (the results of
-    each environment's client comparing its versions with the cluster's, as JSON on stdout). A
-    cluster whose scheduler did not answer has its versions unchecked: its clients could not have
-    reached it either, and it is reported as down already."""
+    /json/counts.json), services (docker_swarm_info's verbose services), versions (each
+    environment's client compared with its cluster, see client_versions). A cluster whose scheduler
+    did not answer has its versions unchecked: its clients could not have reached it either, and it
+    is reported as down already."""
     rows = []
     for name in inputs.get("clusters", []):
         counts = _by_item(inputs.get("counts"), "key", name)
@@ -205,25 +218,13 @@ def dask_cluster_status(inputs):
             problems.append(f"scheduler did not answer ({counts.get('msg', counts.get('status', -1))})")
         elif workers < desired or desired == 0:
             problems.append(f"{workers} of {desired} workers joined")
-        checks = [
-            r
-            for r in inputs.get("versions") or []
-            if answered and (r.get("item") or {}).get("cluster") == name and not r.get("skipped")
-        ]
+        checks = [c for c in inputs.get("versions") or [] if answered and c.get("cluster") == name]
         version_problems = []
         for check in checks:
-            item = check["item"]
-            if check.get("rc", 1) == 0:
-                try:
-                    found = json.loads(check.get("stdout") or "{}")
-                except ValueError:
-                    found = {"error": "no answer: " + (check.get("stdout") or "")[:200]}
-            else:
-                found = {"error": (check.get("stderr") or check.get("msg") or "?")[:200]}
-            if "error" in found:
-                version_problems.append(f"{item['environment']} client on {item['host']}: {found['error']}")
-            elif found.get("differ"):
-                version_problems.append(f"{item['environment']} versions differ: {', '.join(found['differ'])}")
+            if "error" in check:
+                version_problems.append(f"{check['environment']} client on {check['host']}: {check['error']}")
+            elif check.get("differ"):
+                version_problems.append(f"{check['environment']} versions differ: {', '.join(check['differ'])}")
         rows.append(
             {
                 "cluster": name,

@@ -61,22 +61,21 @@ def fleet() -> dict:
                     "hostname": "atd-data02",
                     "uptime": 1000,
                     "environments": {
-                        "production": environment(deploy={"commit": HEAD, "ok": True}),
+                        "production": environment(
+                            deploy={"commit": HEAD, "ok": True},
+                            dask={
+                                "cluster": "production",
+                                "address": "tcp://s:8786",
+                                "distributed": "2026.1.0",
+                                "differ": [],
+                            },
+                        ),
                         "staging": environment(),
                     },
                 },
             }
         ],
-        "dask": [
-            {
-                "cluster": "production",
-                "scheduler": "up",
-                "workers": "2/2",
-                "tasks": 0,
-                "versions": "match",
-                "problems": [],
-            }
-        ],
+        "dask": dask_readings(clusters=["production"]),
         "dask_expected": True,
     }
 
@@ -93,6 +92,9 @@ def test_a_healthy_fleet_is_healthy_and_its_rows_carry_what_was_read():
     )
     assert production["deployed"] == HEAD
     assert status["workers"][1]["deployed"] is None  # staging is registered elsewhere
+    assert status["dask"] == [
+        {"cluster": "production", "scheduler": "up", "workers": "3/3", "tasks": 5, "versions": "match", "problems": []}
+    ]
     assert status["servers"][0] == {
         "host": "atd-prefect-01",
         "unit": "prefect-server.service",
@@ -128,7 +130,12 @@ def change(path: str, value) -> dict:
         ),
         ("servers.0.ready", {"4200": -1}, "atd-prefect-01: /api/ready on port 4200 -1"),
         ("api", {"msg": "Connection refused"}, "the Prefect API did not answer the worker hosts: Connection refused"),
-        ("dask", [], "the Dask clusters were not read"),
+        ("dask", None, "the Dask clusters were not read"),
+        (
+            "workers.0.report.environments.production.dask.differ",
+            ["dask scheduler=2026.2.0 (client 2026.1.0)"],
+            "dask production: production versions differ: dask scheduler=2026.2.0 (client 2026.1.0)",
+        ),
         ("workers.0.report", {}, "atd-data02/-: no report from the host"),
     ],
 )
@@ -136,6 +143,14 @@ def test_each_rule_names_what_is_wrong(path, value, problem):
     status = f.fleet_status(change(path, value))
     assert status["healthy"] is False
     assert any(problem in p for p in status["problems"]), status["problems"]
+
+
+def test_a_host_whose_status_command_failed_says_why():
+    data = fleet()
+    data["workers"][0].update(report={}, error="prefect-fleet: error: unrecognized arguments: --dask")
+    assert f.fleet_status(data)["problems"] == [
+        "atd-data02/-: no report from the host: prefect-fleet: error: unrecognized arguments: --dask"
+    ]
 
 
 def test_a_checkout_behind_is_stale_only_when_its_sync_is_not_keeping_up():
@@ -192,6 +207,20 @@ def test_the_table_shows_every_row_and_the_verdict():
     assert sick.splitlines()[-1].startswith("Unhealthy: atd-data02/staging: worker failed")
 
 
+def test_the_clients_comparisons_are_read_from_the_worker_hosts_reports():
+    assert f.client_versions(fleet()["workers"]) == [
+        {
+            "environment": "production",
+            "host": "atd-data02",
+            "cluster": "production",
+            "address": "tcp://s:8786",
+            "distributed": "2026.1.0",
+            "differ": [],
+        }
+    ]
+    assert f.client_versions([{"host": "atd-data03", "report": {}}]) == []
+
+
 def test_the_filters_are_registered():
     assert set(f.FilterModule().filters()) == {"fleet_status", "fleet_status_table", "dask_cluster_status"}
 
@@ -213,9 +242,12 @@ def dask_readings(**changes) -> dict:
         ],
         "versions": [
             {
-                "item": {"cluster": "production", "environment": "production", "host": "atd-data02"},
-                "rc": 0,
-                "stdout": '{"distributed": "2026.1.0", "differ": []}',
+                "environment": "production",
+                "host": "atd-data02",
+                "cluster": "production",
+                "address": "tcp://s:8786",
+                "distributed": "2026.1.0",
+                "differ": [],
             }
         ],
     }
@@ -242,7 +274,7 @@ def test_a_dask_scheduler_down_a_missing_worker_and_differing_versions_are_named
     readings = dask_readings()
     readings["counts"][1] = {"item": {"key": "staging"}, "status": -1, "msg": "Connection refused"}
     readings["counts"][0]["json"]["workers"] = 2
-    readings["versions"][0]["stdout"] = '{"differ": ["distributed worker=2026.2.0 (client 2026.1.0)"]}'
+    readings["versions"][0]["differ"] = ["distributed worker=2026.2.0 (client 2026.1.0)"]
     production, staging = f.dask_cluster_status(readings)
     assert production["problems"] == [
         "2 of 3 workers joined",
@@ -255,7 +287,7 @@ def test_a_dask_scheduler_down_a_missing_worker_and_differing_versions_are_named
         ["scheduler did not answer (Connection refused)"],
     )
     failed_client = dask_readings()
-    failed_client["versions"][0] = {**failed_client["versions"][0], "rc": 1, "stderr": "No module named distributed"}
+    failed_client["versions"][0]["error"] = "No module named distributed"
     assert f.dask_cluster_status(failed_client)[0]["problems"] == [
         "production client on atd-data02: No module named distributed"
     ]
@@ -264,7 +296,7 @@ def test_a_dask_scheduler_down_a_missing_worker_and_differing_versions_are_named
 def test_the_version_check_of_a_scheduler_that_did_not_answer_leaves_the_versions_unchecked():
     readings = dask_readings()
     readings["counts"][0] = {"item": {"key": "production"}, "status": -1, "msg": "Connection refused"}
-    readings["versions"][0]["stdout"] = '{"error": "ConnectionRefusedError: [Errno 111] Connection refused"}'
+    readings["versions"][0]["error"] = "ConnectionRefusedError: [Errno 111] Connection refused"
     production = f.dask_cluster_status(readings)[0]
     assert (production["versions"], production["problems"]) == (
         "unchecked",
