@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,4 +77,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # A reader that stops early (`| head`) ends the output quietly, as for any Unix filter.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
