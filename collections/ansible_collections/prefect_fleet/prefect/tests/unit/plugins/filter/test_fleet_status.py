@@ -10,6 +10,8 @@ from ansible_collections.prefect_fleet.prefect.plugins.filter import fleet_statu
 
 HEAD = "41719b3653621111111111111111111111111111"
 OLD = "2cc1c13c7e312222222222222222222222222222"
+# What the last worker host's `prefect-fleet status --dask` says of an environment's Dask client.
+COMPARISON = {"cluster": "production", "address": "tcp://s:8786", "distributed": "2026.1.0", "differ": []}
 
 
 def environment(**changes) -> dict:
@@ -63,12 +65,7 @@ def fleet() -> dict:
                     "environments": {
                         "production": environment(
                             deploy={"commit": HEAD, "ok": True},
-                            dask={
-                                "cluster": "production",
-                                "address": "tcp://s:8786",
-                                "distributed": "2026.1.0",
-                                "differ": [],
-                            },
+                            dask=dict(COMPARISON),
                         ),
                         "staging": environment(),
                     },
@@ -208,16 +205,7 @@ def test_the_table_shows_every_row_and_the_verdict():
 
 
 def test_the_clients_comparisons_are_read_from_the_worker_hosts_reports():
-    assert f.client_versions(fleet()["workers"]) == [
-        {
-            "environment": "production",
-            "host": "atd-data02",
-            "cluster": "production",
-            "address": "tcp://s:8786",
-            "distributed": "2026.1.0",
-            "differ": [],
-        }
-    ]
+    assert f.client_versions(fleet()["workers"]) == [{"environment": "production", "host": "atd-data02", **COMPARISON}]
     assert f.client_versions([{"host": "atd-data03", "report": {}}]) == []
 
 
@@ -240,16 +228,7 @@ def dask_readings(**changes) -> dict:
             {"Spec": {"Name": "dask-production-worker", "Mode": {"Replicated": {"Replicas": 3}}}},
             {"Spec": {"Name": "dask-staging-worker", "Mode": {"Replicated": {"Replicas": 1}}}},
         ],
-        "versions": [
-            {
-                "environment": "production",
-                "host": "atd-data02",
-                "cluster": "production",
-                "address": "tcp://s:8786",
-                "distributed": "2026.1.0",
-                "differ": [],
-            }
-        ],
+        "versions": [{"environment": "production", "host": "atd-data02", **COMPARISON}],
     }
     readings.update(changes)
     return readings
