@@ -16,7 +16,6 @@ Numbers, not verdicts: nothing here fails on a timing.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.stats import percentile
+from lab.ansible import json_report
 from lab.fleet import Lab
 from lab.inventory import ROOT
 from lab.load import Load, unclean
@@ -67,7 +67,7 @@ def rolling_restart(lab: Lab, *extra: str) -> tuple[dict[str, dict[str, float]],
     if result.returncode != 0:
         raise SystemExit(f"rolling restart failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
     # The JSON document, without what other callbacks (ansible.cfg's profile_tasks) print around it.
-    report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
+    report = json_report(result.stdout)
     per_host: dict[str, dict[str, float]] = {}
     for play in report["plays"]:
         for task in play["tasks"]:

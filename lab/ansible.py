@@ -4,6 +4,7 @@ from a test is a run of its own, not a job of the suite's `make -j2`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -56,3 +57,15 @@ def task_results(output: str, role: str, task: str) -> list[tuple[str, str]]:
     task of `role` whose name starts with `task` printed in a playbook's output."""
     section = output.split(f"TASK [{role} : {task}", 1)[1].split("\nTASK [", 1)[0]
     return re.findall(r"^(\w+): \[([^\]]+)\]", section, re.M)
+
+
+# Ansible's JSON callback alone on stdout: the project's timing callback (ansible.cfg) would print
+# around its document.
+JSON_CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json"}
+
+
+def json_report(output: str) -> dict:
+    """The document the JSON callback printed in a playbook's output (text before or after it, such
+    as warnings or another callback's, is left out)."""
+    report, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
+    return report

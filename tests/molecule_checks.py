@@ -14,6 +14,7 @@ import pytest
 import testinfra
 
 from lab import prefect_api
+from lab.ansible import JSON_CALLBACK, json_report
 from lab.ansible import playbook as run_playbook
 
 # Everything a role may write to; /var/lib/systemd changes on its own (timers, journal).
@@ -84,10 +85,10 @@ def role_status(role: str, group: str, fact: str) -> dict[str, dict]:
         str(Path(__file__).resolve().parent / "data" / "role_status.yml"),
         "-e",
         json.dumps({"status_role": role, "status_hosts": group}),
-        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json"},
+        env=JSON_CALLBACK,
         cwd=Path.cwd(),
     )
-    output = json.loads(result.stdout[result.stdout.index("{") :])
+    output = json_report(result.stdout)
     return {
         host: answer["ansible_facts"][fact]
         for play in output["plays"]
