@@ -10,7 +10,7 @@ Against each, in turn and at growing sizes (interleaved: one size on each backen
 size), it runs simulated process workers that make the calls a Prefect 3.8 process worker makes
 (docs/facts.md):
 
-  - every QUERY_SECONDS (1 s, the fleet's setting; Prefect jitters it by up to 30 %):
+  - every QUERY_SECONDS (1 s, five times the rate of the role's default of 5 s; Prefect jitters it by up to 30 %):
     POST /api/work_pools/<pool>/get_scheduled_flow_runs for its queue, scheduled before now + 1 s;
   - every HEARTBEAT_SECONDS (30 s): POST /api/work_pools/<pool>/workers/heartbeat;
   - for each run the poll returns: propose Pending (as the worker does), then Running and
