@@ -1,11 +1,20 @@
 """Verify a converged postgresql role: the cluster runs, and the managed role reaches its database
-across the network with its password (SCRAM), and not with a wrong one."""
+across the network with its password (SCRAM), and not with a wrong one; a converge that would change
+nothing skips the package, settings and unit, and any drift of them is repaired (last: it restarts
+the cluster)."""
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
+from pathlib import Path
+
+from lab.ansible import playbook, task_results
 
 SERVICE = "postgresql@15-main.service"
+SETTINGS = "/etc/postgresql/15/main/conf.d/50-fleet.conf"
+CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 
 
 def _password(db) -> str:
@@ -42,3 +51,35 @@ def test_wrong_password_is_refused(db, client):
     result = _psql(client, db.backend.get_hostname(), "not-the-password", "select 1")
     assert result.rc != 0
     assert "password authentication failed" in result.stderr
+
+
+def _converge():
+    result = playbook(
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(CONVERGE),
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"},
+        cwd=Path.cwd(),
+    )
+    changed = re.search(r"^postgresql-db\s+:.*\bchanged=(\d+)", result.stdout, re.M)
+    assert changed, result.stdout[-3000:]
+    return result.stdout, int(changed[1])
+
+
+def test_a_converge_that_changes_nothing_skips_and_one_after_drift_repairs_it(db):
+    output, changed = _converge()
+    assert changed == 0, output[-3000:]
+    assert task_results(output, "postgresql", "Install PostgreSQL") == [("skipping", "postgresql-db")]
+    # The roles and databases live in the cluster: checked on every run.
+    assert task_results(output, "postgresql", "Create the databases") == [("ok", "postgresql-db")]
+
+    settings = db.check_output(f"sha256sum {SETTINGS}")
+    db.run_expect([0], f"echo 'work_mem = 1GB  # edited by hand' >> {SETTINGS} && systemctl stop {SERVICE}")
+    output, changed = _converge()
+    assert changed > 0, output[-3000:]
+    assert task_results(output, "postgresql", "Install PostgreSQL") == [("ok", "postgresql-db")]
+    assert db.check_output(f"sha256sum {SETTINGS}") == settings
+    assert db.service(SERVICE).is_running
+
+    output, changed = _converge()
+    assert changed == 0, output[-3000:]
+    assert task_results(output, "postgresql", "Install PostgreSQL") == [("skipping", "postgresql-db")]
