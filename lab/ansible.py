@@ -59,6 +59,16 @@ def task_results(output: str, role: str, task: str) -> list[tuple[str, str]]:
     return re.findall(r"^(\w+): \[([^\]]+)\]", section, re.M)
 
 
+def recaps(output: str) -> dict[str, dict[str, int]]:
+    """host -> counters, from every PLAY RECAP in an ansible-playbook output (later runs add up)."""
+    totals: dict[str, dict[str, int]] = {}
+    for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
+        for key, value in re.findall(r"(\w+)=(\d+)", counters):
+            totals.setdefault(host, {}).setdefault(key, 0)
+            totals[host][key] += int(value)
+    return totals
+
+
 # Ansible's JSON callback alone on stdout: the project's timing callback (ansible.cfg) would print
 # around its document.
 JSON_CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json"}

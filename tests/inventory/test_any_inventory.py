@@ -11,12 +11,12 @@ from collections import Counter
 
 import pytest
 
-from lab.ansible import playbook, task_results
+from lab.ansible import playbook, recaps, task_results
 from lab.fleet import Lab, worker_process
 from lab.flowruns import start, wait
 from lab.inventory import write_lab_inventory
 from prefect_fleet_host.layout import Layout
-from tests.conftest import recaps, run
+from tests.conftest import run
 
 pytestmark = pytest.mark.lab
 

@@ -15,12 +15,11 @@ import time
 
 import pytest
 
-from lab.ansible import playbook
+from lab.ansible import playbook, recaps
 from lab.fleet import checkout_head, deploy_state, deployer, deployment, settle, wait_for, wait_for_checkouts, workers
 from lab.flowruns import describe, start, wait
 from lab.repo import cherry_pick, push, remove
 from prefect_fleet_host.layout import Layout
-from tests.conftest import recaps
 
 pytestmark = pytest.mark.lab
 

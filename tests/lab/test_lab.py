@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from lab.ansible import playbook, task_results
-from tests.conftest import ROOT, recaps, run
+from lab.ansible import playbook, recaps, task_results
+from tests.conftest import ROOT, run
 
 pytestmark = pytest.mark.lab
 

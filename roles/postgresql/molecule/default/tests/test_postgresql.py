@@ -6,11 +6,10 @@ the cluster)."""
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from pathlib import Path
 
-from lab.ansible import playbook, task_results
+from lab.ansible import playbook, recaps, task_results
 
 SERVICE = "postgresql@15-main.service"
 SETTINGS = "/etc/postgresql/15/main/conf.d/50-fleet.conf"
@@ -60,9 +59,9 @@ def _converge():
         env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"},
         cwd=Path.cwd(),
     )
-    changed = re.search(r"^postgresql-db\s+:.*\bchanged=(\d+)", result.stdout, re.M)
-    assert changed, result.stdout[-3000:]
-    return result.stdout, int(changed[1])
+    counters = recaps(result.stdout)
+    assert "postgresql-db" in counters, result.stdout[-3000:]
+    return result.stdout, counters["postgresql-db"]["changed"]
 
 
 def test_a_converge_that_changes_nothing_skips_and_one_after_drift_repairs_it(db):
