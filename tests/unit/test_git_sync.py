@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from uv import find_uv_bin
 
 from tests.conftest import ROOT
 
@@ -43,9 +44,16 @@ def world(tmp_path_factory):
         "FLEET_BRANCH": "production",
         "FLEET_ENV_DIR": str(root / "production"),
         "FLEET_PREFECT_VERSION": VERSION,
-        "PIP_CONSTRAINT": str(ROOT / "constraints" / f"prefect-{VERSION}.txt"),
-        "PIP_NO_INDEX": "1",
-        "PIP_FIND_LINKS": str(wheels),
+        # What prefect_base writes for uv (UV_*), and the uv it installs (FLEET_UV): here the
+        # controller's, which requirements.txt pins as the hosts' constraints do.
+        "UV_CONSTRAINT": str(ROOT / "constraints" / f"prefect-{VERSION}.txt"),
+        "UV_OFFLINE": "1",
+        "UV_FIND_LINKS": str(wheels),
+        "FLEET_UV": find_uv_bin(),
+        # As in the sync's unit, whose sandbox keeps the service user's home read-only: nothing
+        # may need to write there (uv's cache would).
+        "HOME": "/proc/none",
+        "XDG_CACHE_HOME": "/proc/none",
     }
     return {"root": root, "remote": remote, "seed": seed, "env": env, "dir": root / "production"}
 
@@ -88,6 +96,14 @@ def test_first_sync_checks_out_the_branch_head_and_builds_the_venv(world):
     assert head(current) == head(world["seed"])
     assert (world["dir"] / "venv/bin/prefect").exists()
     assert not (world["dir"] / ".restart-worker").exists()
+    # uv built it: the pinned Prefect, byte-compiled at install (a service user that cannot write
+    # the venv would otherwise compile every module on every start).
+    python = world["dir"] / "venv/bin/python"
+    found = subprocess.run([python, "-c", "import prefect; print(prefect.__version__)"], capture_output=True, text=True)
+    assert found.stdout.strip() == VERSION, found.stderr
+    package = Path(subprocess.run([python, "-c", "import prefect; print(prefect.__file__)"], capture_output=True,
+                                  text=True, check=True).stdout.strip()).parent  # fmt: skip
+    assert list((package / "__pycache__").glob("flows.*.pyc")), "prefect's modules are not byte-compiled"
 
 
 def test_second_sync_changes_nothing(world):
@@ -208,6 +224,18 @@ def test_venvs_of_the_layout_before_the_store_are_dropped(world):
     result = sync(world)
     assert result.returncode == 0, result.stderr
     assert not (world["dir"] / "venvs").exists()
+
+
+def test_without_uv_a_requirements_change_fails_clearly_and_keeps_the_venv(world):
+    venv = os.readlink(world["dir"] / "venv")
+    push(world, "needs a new venv", requirements="# nothing beyond Prefect\n# a third version\n")
+    result = sync(world, FLEET_UV="", PATH="/usr/bin:/bin")
+    assert result.returncode == 1
+    assert "no uv to build the venv with" in result.stderr
+    assert os.readlink(world["dir"] / "venv") == venv
+    result = sync(world)  # uv back: the next sync builds it
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(world["dir"] / "venv") != venv
 
 
 def test_an_unreachable_remote_keeps_the_checkout_and_fails(world):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.molecule_checks import assert_rejected_without_change, other_messages, scenario_host
 
@@ -119,3 +120,21 @@ def test_invalid_input_fails_before_any_change(host, case):
     assert_rejected_without_change(host, CONVERGE, extra_vars, message, other_messages(CASES, case))
     assert not host.user("prefect").exists
     assert not host.file("/etc/systemd/system/prefect-server.service").exists
+
+
+def test_constraints_that_pin_no_uv_fail_before_any_change(host, tmp_path):
+    """The hosts build their virtualenvs with uv at the constraints' pin: a constraints file
+    without one (an old or hand-made one) is refused before anything is installed."""
+    role = Path(__file__).resolve().parents[3]
+    version = yaml.safe_load((role / "defaults/main.yml").read_text())["prefect_server_version"]
+    source = role.parents[1] / "constraints" / f"prefect-{version}.txt"
+    lines = [line for line in source.read_text().splitlines() if not line.startswith("uv==")]
+    (tmp_path / f"prefect-{version}.txt").write_text("\n".join(lines) + "\n")
+    assert_rejected_without_change(
+        host,
+        CONVERGE,
+        {"prefect_server_version": version, "prefect_server_constraints_dir": str(tmp_path)},
+        f"{tmp_path}/prefect-{version}.txt pins no uv",
+        sorted({m for _, m in CASES.values() if " " in m}),
+    )
+    assert not host.user("prefect").exists
