@@ -20,10 +20,6 @@ MOLECULE_SCENARIOS ?= $(patsubst roles/%/molecule.yml,%,$(subst /molecule/,/,$(w
 MOLECULE_JOBS ?= 2
 MOLECULE_LONGEST := prefect_worker/cloud prefect_worker/default dask_swarm/default prefect_server/postgresql \
   docker_swarm/default prefect_objects/default haproxy/default prefect_server/default
-# The bad-input scenarios: short, and bound by the controller's CPU (a playbook per case, each
-# failing before it changes anything). `make test` runs them in the lab phase's background, after
-# tests/inventory, on what the lab's tests leave idle; `make molecule` runs them with the rest.
-MOLECULE_INVALID := $(filter %/invalid,$(MOLECULE_SCENARIOS))
 
 .PHONY: help
 help: ## List the targets
@@ -148,26 +144,22 @@ e2e-ha: venv ## The HA lab (inventories/lab-ha) under load: a replica, then its 
 .PHONY: test
 test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts side by side)
 	@# Lint beside the unit tests (each keeps about one core busy), then the molecule scenarios two
-	@# at a time (but the bad-input ones), then the lab's bring-up alone, then the lab's end-to-end
-	@# tests with, in their background, the fleet of its own inventory (tests/inventory) and then the
-	@# bad-input scenarios: their controller at nice 19, tests/inventory's containers at 1/64 of
-	@# Docker's CPU weight, so that they run on what the lab's tests leave idle (their waits: a
-	@# third of the machine) and the lab's bounds still measure the lab. Each part's output is
-	@# printed whole when it ends, and each phase prints how long it took. Measurements, and the
-	@# layouts tried before: docs/design-notes.md.
+	@# at a time, then the lab's bring-up alone, then the lab's end-to-end tests with the fleet of
+	@# its own inventory (tests/inventory) in their background: its controller at nice 19, its
+	@# containers at 1/64 of Docker's CPU weight, so that it runs on what the lab's tests leave idle
+	@# (their waits: a third of the machine) and their bounds still measure the lab. Each part's
+	@# output is printed whole when it ends, and each phase prints how long it took. Measurements,
+	@# and the layouts tried before: docs/design-notes.md.
 	@started=$$(date +%s); phase() { echo "test: $$1 took $$(( $$(date +%s) - started )) s"; started=$$(date +%s); }; \
 	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit; phase "lint and unit"; \
-	$(MAKE) --no-print-directory molecule MOLECULE_SCENARIOS="$(filter-out $(MOLECULE_INVALID),$(MOLECULE_SCENARIOS))"; \
-	phase "molecule"; \
+	$(MAKE) --no-print-directory molecule; phase "molecule"; \
 	$(MAKE) --no-print-directory lab; phase "the lab's bring-up"; \
-	$(MAKE) --no-print-directory -j2 --output-sync=target e2e-lab-tests test-background; \
-	phase "tests/lab, and tests/inventory then the bad-input scenarios in their background"
+	$(MAKE) --no-print-directory -j2 --output-sync=target e2e-lab-tests e2e-inventory-background; \
+	phase "tests/lab, and tests/inventory in their background"
 
-.PHONY: test-background
-test-background: venv image wheelhouse
-	@nice -n 19 $(MAKE) --no-print-directory e2e-inventory; inventory=$$?; \
-	nice -n 19 $(MAKE) --no-print-directory molecule MOLECULE_SCENARIOS="$(MOLECULE_INVALID)"; \
-	exit $$(( inventory || $$? ))
+.PHONY: e2e-inventory-background
+e2e-inventory-background: venv image wheelhouse
+	nice -n 19 $(MAKE) --no-print-directory e2e-inventory
 
 .PHONY: bench
 bench: venv image wheelhouse ## Converge timings: fresh, no-op, pipelining off vs on, no-op at 3 and 12 worker hosts

@@ -223,6 +223,42 @@ def test_the_dask_comparison_runs_with_the_environments_interpreter_and_answers_
     )
 
 
+def test_environments_that_share_a_venv_compare_their_dask_clients_in_one_process(tmp_path, monkeypatch):
+    """Importing distributed is most of a comparison's cost: one interpreter per venv, one answer
+    per environment's scheduler, in order."""
+    from prefect_fleet_host import status
+
+    monkeypatch.setattr(status, "units", lambda _environments: {})
+    monkeypatch.setattr(status.runs, "in_flight", lambda _environments: [])
+    monkeypatch.setattr(status, "remote_head", lambda _settings, _user: "")
+    shared = tmp_path / "root" / "_venvs" / "abc"
+    (shared / "bin").mkdir(parents=True)
+    (shared / "bin" / "python").symlink_to(sys.executable)
+    for environment in ("production", "staging"):
+        (tmp_path / "root" / environment).mkdir()
+        (tmp_path / "root" / environment / "venv").symlink_to("../_venvs/abc")
+    started, run = [], status.subprocess.run
+
+    def counting(command, **kwargs):
+        started.append(command)
+        return run(command, **kwargs)
+
+    monkeypatch.setattr(status.subprocess, "run", counting)
+    report = status.collect(
+        ["production", "staging"],
+        str(tmp_path / "root"),
+        str(tmp_path),
+        user="",
+        dask=[("production", "production", "tcp://127.0.0.1:9"), ("staging", "staging", "tcp://127.0.0.1:7")],
+    )
+    assert [c[-2:] for c in started if "-I" in c] == [["tcp://127.0.0.1:9", "tcp://127.0.0.1:7"]]
+    production, staging = report["environments"]["production"]["dask"], report["environments"]["staging"]["dask"]
+    assert (production["cluster"], production["address"]) == ("production", "tcp://127.0.0.1:9")
+    assert (staging["cluster"], staging["address"]) == ("staging", "tcp://127.0.0.1:7")
+    assert production["error"].startswith("ConnectionRefusedError"), production
+    assert staging["error"].startswith("ConnectionRefusedError"), staging
+
+
 def test_the_status_command_takes_the_dask_clients_to_compare(monkeypatch):
     from prefect_fleet_host import status
 

@@ -1,7 +1,7 @@
 """Whether an environment's Dask client runs the same Python and packages as its cluster.
 
 `prefect-fleet status --dask ENV CLUSTER ADDRESS` runs this file's source with the environment's
-own venv (the one its flow runs use: it has `distributed`, this package's venv has not), as the
+own venv (once per venv, with the addresses of every environment that shares it) (the one its flow runs use: it has `distributed`, this package's venv has not), as the
 environment's service user, and puts what it prints into ENV's report. Standard library and
 `distributed` only, since it runs outside this package. It never fails: what went wrong is its
 answer, {"error": ...}; otherwise {"distributed": client's version, "differ": [what differs]}, as
@@ -54,4 +54,6 @@ def compare(address: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(compare(sys.argv[1])))
+    # One answer per scheduler address, in order: the environments that share a venv are compared
+    # in one process, which imports distributed once.
+    print(json.dumps([compare(address) for address in sys.argv[1:]]))

@@ -102,17 +102,20 @@ def remote_head(settings: dict[str, str], user: str) -> str:
     return out.split("\t", 1)[0].strip() if out.strip() else ""
 
 
-def dask_client(python: Path, cluster: str, address: str, user: str) -> dict:
-    """dask_versions' answer for a client with this interpreter, as the service user; never raises.
-    Isolated mode (-I): no PYTHON* variables, no user site, not the current directory on the path."""
+def dask_clients(venv: Path, targets: list[tuple[str, str]], user: str) -> list[dict]:
+    """dask_versions' answers for a client of this venv, one per (cluster, scheduler address), from
+    one process run as the service user; never raises. Isolated mode (-I): no PYTHON* variables, no
+    user site, not the current directory on the path."""
     source = Path(dask_versions.__file__).read_text()
-    command, env = _as_user([str(python), "-I", "-c", source, address], user)
+    command, env = _as_user([str(venv / "bin" / "python"), "-I", "-c", source, *(a for _c, a in targets)], user)
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
-        answer = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()[-200:]}
+        answers = (
+            json.loads(done.stdout) if done.returncode == 0 else [{"error": done.stderr.strip()[-200:]}] * len(targets)
+        )
     except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
-        answer = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    return {"cluster": cluster, "address": address, **answer}
+        answers = [{"error": f"{type(exc).__name__}: {str(exc)[:200]}"}] * len(targets)
+    return [{"cluster": c, "address": a, **answer} for (c, a), answer in zip(targets, answers, strict=True)]
 
 
 def collect(
@@ -123,12 +126,24 @@ def collect(
     settings = {e: read_settings(config / f"{e}.env") for e in environments}
     systemd = units(environments)
     in_flight = runs.in_flight(environments)
-    with ThreadPoolExecutor(max_workers=max(2 * len(environments) + len(dask), 1)) as pool:
+    # The Dask clients by venv: importing distributed is most of a comparison's cost, and
+    # environments whose requirements match share a venv (its real path).
+    shared: dict[str, list[tuple[str, str, str]]] = {}
+    for environment, cluster, address in dask:
+        shared.setdefault(os.path.realpath(Layout.of(Path(root) / environment).venv), []).append(
+            (environment, cluster, address)
+        )
+    with ThreadPoolExecutor(max_workers=max(2 * len(environments) + len(shared), 1)) as pool:
         heads = {e: pool.submit(remote_head, settings[e], user) for e in environments}
         healths = {e: pool.submit(health, settings[e].get("PREFECT_WORKER_WEBSERVER_PORT", "0")) for e in environments}
+        compared = {
+            venv: pool.submit(dask_clients, Path(venv), [(c, a) for _e, c, a in members], user)
+            for venv, members in shared.items()
+        }
         clients = {
-            e: pool.submit(dask_client, Layout.of(Path(root) / e).venv / "bin" / "python", cluster, address, user)
-            for e, cluster, address in dask
+            environment: answer
+            for venv, members in shared.items()
+            for (environment, _c, _a), answer in zip(members, compared[venv].result(), strict=True)
         }
         report = {}
         for environment in environments:
@@ -149,7 +164,7 @@ def collect(
                 "deploy": (layout.deploy_state() or None) if registers else None,
             }
             if environment in clients:
-                report[environment]["dask"] = clients[environment].result()
+                report[environment]["dask"] = clients[environment]
     uptime = int(float(Path("/proc/uptime").read_text().split()[0]))
     return {"host": platform.node(), "hostname": platform.node(), "uptime": uptime, "environments": report}
 
