@@ -1,8 +1,9 @@
 """Whether an environment's Dask client runs the same Python and packages as its cluster.
 
 `prefect-fleet status --dask ENV CLUSTER ADDRESS` runs this file's source with the environment's
-own venv (once per venv, with the addresses of every environment that shares it) (the one its flow runs use: it has `distributed`, this package's venv has not), as the
-environment's service user, and puts what it prints into ENV's report. Standard library and
+own venv (the one its flow runs use: it has `distributed`, this package's venv has not), as the
+environment's service user, once per venv with the scheduler address of every environment that
+shares it, and puts each answer into its environment's report. Standard library and
 `distributed` only, since it runs outside this package. It never fails: what went wrong is its
 answer, {"error": ...}; otherwise {"distributed": client's version, "differ": [what differs]}, as
 Dask's own Client.get_versions reports it.
