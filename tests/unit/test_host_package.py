@@ -193,25 +193,34 @@ def test_the_dask_comparison_names_each_package_that_differs_from_the_client():
     assert dask_versions.differences(versions) == []
 
 
-def test_the_dask_comparison_runs_with_the_environments_interpreter_and_answers_what_failed(tmp_path, monkeypatch):
-    """Run for real with this interpreter: a scheduler that does not listen is the answer, not a
-    failure of the report; an interpreter that is missing is one too. Only the asked environment
-    carries the comparison."""
+@pytest.fixture
+def offline_status(monkeypatch):
+    """The status module on a host with no unit, no run in flight and no remote: only what a test
+    sets up is read for real."""
     from prefect_fleet_host import status
 
     monkeypatch.setattr(status, "units", lambda _environments: {})
     monkeypatch.setattr(status.runs, "in_flight", lambda _environments: [])
     monkeypatch.setattr(status, "remote_head", lambda _settings, _user: "")
+    return status
+
+
+def dask_answers(status, tmp_path, dask: list[tuple[str, str, str]]) -> tuple[dict, dict]:
+    """The Dask comparisons of production's and staging's reports, their clients given by `dask`."""
+    report = status.collect(["production", "staging"], str(tmp_path / "root"), str(tmp_path), user="", dask=dask)
+    return report["environments"]["production"]["dask"], report["environments"]["staging"]["dask"]
+
+
+def test_the_dask_comparison_runs_with_the_environments_interpreter_and_answers_what_failed(tmp_path, offline_status):
+    """Run for real with this interpreter: a scheduler that does not listen is the answer, not a
+    failure of the report; an interpreter that is missing is one too. Only the asked environment
+    carries the comparison."""
+    status = offline_status
     (tmp_path / "root" / "production" / "venv" / "bin").mkdir(parents=True)
     (tmp_path / "root" / "production" / "venv" / "bin" / "python").symlink_to(sys.executable)
-    report = status.collect(
-        ["production", "staging"],
-        str(tmp_path / "root"),
-        str(tmp_path),
-        user="",
-        dask=[("production", "shared", "tcp://127.0.0.1:9"), ("staging", "shared", "tcp://127.0.0.1:9")],
+    production, staging = dask_answers(
+        status, tmp_path, [("production", "shared", "tcp://127.0.0.1:9"), ("staging", "shared", "tcp://127.0.0.1:9")]
     )
-    production, staging = report["environments"]["production"]["dask"], report["environments"]["staging"]["dask"]
     assert (production["cluster"], production["address"]) == ("shared", "tcp://127.0.0.1:9")
     assert production["error"].startswith("ConnectionRefusedError"), production
     assert staging["error"].startswith("FileNotFoundError"), staging  # staging has no venv here
@@ -223,14 +232,12 @@ def test_the_dask_comparison_runs_with_the_environments_interpreter_and_answers_
     )
 
 
-def test_environments_that_share_a_venv_compare_their_dask_clients_in_one_process(tmp_path, monkeypatch):
+def test_environments_that_share_a_venv_compare_their_dask_clients_in_one_process(
+    tmp_path, monkeypatch, offline_status
+):
     """Importing distributed is most of a comparison's cost: one interpreter per venv, one answer
     per environment's scheduler, in order."""
-    from prefect_fleet_host import status
-
-    monkeypatch.setattr(status, "units", lambda _environments: {})
-    monkeypatch.setattr(status.runs, "in_flight", lambda _environments: [])
-    monkeypatch.setattr(status, "remote_head", lambda _settings, _user: "")
+    status = offline_status
     shared = tmp_path / "root" / "_venvs" / "abc"
     (shared / "bin").mkdir(parents=True)
     (shared / "bin" / "python").symlink_to(sys.executable)
@@ -244,15 +251,12 @@ def test_environments_that_share_a_venv_compare_their_dask_clients_in_one_proces
         return run(command, **kwargs)
 
     monkeypatch.setattr(status.subprocess, "run", counting)
-    report = status.collect(
-        ["production", "staging"],
-        str(tmp_path / "root"),
-        str(tmp_path),
-        user="",
-        dask=[("production", "production", "tcp://127.0.0.1:9"), ("staging", "staging", "tcp://127.0.0.1:7")],
+    production, staging = dask_answers(
+        status,
+        tmp_path,
+        [("production", "production", "tcp://127.0.0.1:9"), ("staging", "staging", "tcp://127.0.0.1:7")],
     )
     assert [c[-2:] for c in started if "-I" in c] == [["tcp://127.0.0.1:9", "tcp://127.0.0.1:7"]]
-    production, staging = report["environments"]["production"]["dask"], report["environments"]["staging"]["dask"]
     assert (production["cluster"], production["address"]) == ("production", "tcp://127.0.0.1:9")
     assert (staging["cluster"], staging["address"]) == ("staging", "tcp://127.0.0.1:7")
     assert production["error"].startswith("ConnectionRefusedError"), production
