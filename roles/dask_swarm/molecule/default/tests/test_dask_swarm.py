@@ -12,6 +12,7 @@ import pytest
 from lab.ansible import playbook
 from tests.molecule_checks import assert_rejected_without_change, other_messages, scenario_host
 
+ROOT = Path(__file__).resolve().parents[5]
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 READY = Path(__file__).resolve().parent.parent / "ready.yml"
 RECORD = "/var/lib/dask-swarm/converged.json"
@@ -135,6 +136,22 @@ CASES = {
 def test_bad_input_fails_before_any_change(manager, case):
     extra, message = CASES[case]
     assert_rejected_without_change(manager, CONVERGE, extra, message, other_messages(CASES, case), state=STATE)
+
+
+def test_constraints_that_pin_no_uv_are_refused_before_any_change(manager, tmp_path):
+    """The image's venv is built by uv at the constraints' pin: a constraints file without one
+    (every other pin kept) is refused before any build."""
+    for source in (ROOT / "constraints").glob("prefect-*.txt"):
+        kept = [line for line in source.read_text().splitlines() if not line.startswith("uv==")]
+        (tmp_path / source.name).write_text("\n".join(kept) + "\n")
+    assert_rejected_without_change(
+        manager,
+        CONVERGE,
+        {"dask_swarm_constraints_dir": str(tmp_path)},
+        "pins no uv (a line uv==<version>): the image's venv is built with it",
+        other_messages({**CASES, "no-uv": ({}, "pins no uv")}, "no-uv"),
+        state=STATE,
+    )
 
 
 def test_a_deferred_wait_that_fails_names_the_cluster_and_forgets_the_converge(manager):
