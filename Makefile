@@ -106,8 +106,15 @@ sanity: venv ## ansible-test sanity on the prefect_fleet.prefect collection
 	  --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 .PHONY: unit
-unit: venv wheelhouse ## Unit tests, the collection's among them, and integration tests against a real server on loopback (no containers)
-	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit tests/integration $(COLLECTION)/tests/unit
+unit: unit-tests integration-tests ## Unit tests, the collection's among them, and integration tests against a real server on loopback (no containers)
+
+# Two runs, so that `make test` keeps both cores busy beside lint (each pytest uses one).
+.PHONY: unit-tests integration-tests
+unit-tests: venv wheelhouse
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit $(COLLECTION)/tests/unit
+
+integration-tests: venv wheelhouse
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/integration
 
 .PHONY: molecule
 molecule: venv image wheelhouse ## Every molecule scenario of every role, MOLECULE_JOBS (2) at a time
@@ -143,7 +150,7 @@ e2e-ha: venv ## The HA lab (inventories/lab-ha) under load: a replica, then its 
 
 .PHONY: test
 test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts side by side)
-	@# Lint beside the unit tests (each keeps about one core busy), then the molecule scenarios two
+	@# Lint beside the unit and the integration tests (each keeps about one core busy), then the molecule scenarios two
 	@# at a time, then the lab's bring-up alone, then the lab's end-to-end tests with the fleet of
 	@# its own inventory (tests/inventory) in their background: its controller at nice 19, its
 	@# containers at 1/64 of Docker's CPU weight, so that it runs on what the lab's tests leave idle
@@ -151,7 +158,7 @@ test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts si
 	@# output is printed whole when it ends, and each phase prints how long it took. Measurements,
 	@# and the layouts tried before: docs/design-notes.md.
 	@started=$$(date +%s); phase() { echo "test: $$1 took $$(( $$(date +%s) - started )) s"; started=$$(date +%s); }; \
-	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit; phase "lint and unit"; \
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint unit-tests integration-tests; phase "lint and unit"; \
 	$(MAKE) --no-print-directory molecule; phase "molecule"; \
 	$(MAKE) --no-print-directory lab; phase "the lab's bring-up"; \
 	$(MAKE) --no-print-directory -j2 --output-sync=target e2e-lab-tests e2e-inventory-background; \
