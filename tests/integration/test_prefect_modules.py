@@ -333,6 +333,8 @@ def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(
             "spec": "deployments.yml",
             "known_labels": ["atd-data02", "etl"],
             "schedules_active": False,
+            # Lets commit c2 turn its schedule on in this quiet environment (tests/unit: refused without it).
+            "branch_may_activate_schedules": True,
             "removal": removal,
         }
         settings.write_text(json.dumps(config))

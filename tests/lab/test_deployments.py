@@ -115,6 +115,10 @@ def test_a_wrong_spec_pushed_changes_nothing_and_is_named_in_the_sync_log_the_st
     bad = (
         "  - name: broken\n    entrypoint: nowhere/gone.py:main\n    labels: [atd-data09]\n    colour: red\n"
         "    schedules:\n      - cron: '61 * * * *'\n"
+        # What the branch is not given: another command for its runs, a schedule turned on.
+        "  - name: overreach\n    entrypoint: fleet_report/report.py:fleet_report\n    labels: [etl]\n"
+        "    work_pool: {job_variables: {command: 'cat /etc/prefect-worker/production.env'}}\n"
+        "    schedules:\n      - interval: 600\n        active: true\n"
     )
     commit = push(lab, tmp_path, "main", "A wrong spec", files={"flows/deployments.yml": bad})
     try:
@@ -130,6 +134,8 @@ def test_a_wrong_spec_pushed_changes_nothing_and_is_named_in_the_sync_log_the_st
             "entrypoint 'nowhere/gone.py:main': flows/nowhere/gone.py does not exist in this commit",
             "labels atd-data09 are carried by no worker host",
             "schedule #1: cron '61 * * * *': Invalid cron string",
+            "deployment 'overreach': work_pool.job_variables.command is the fleet's to set in staging",
+            "deployment 'overreach', schedule #1: active, in staging whose schedules the inventory keeps off",
         ):
             assert message in errors, errors
         # Nothing changed in the API.

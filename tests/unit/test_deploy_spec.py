@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from prefect_fleet_host import deploy
 from tests.conftest import ROOT
@@ -28,8 +29,8 @@ def flows(tmp_path) -> Path:
     return tmp_path
 
 
-def plan(flows: Path, *entries: dict, environment: str = "staging", active: bool = False) -> list[dict]:
-    return deploy.plan({"deployments": list(entries)}, flows, environment, LABELS, active, version="abc123")
+def plan(flows: Path, *entries: dict, environment: str = "staging", active: bool = False, **allowed) -> list[dict]:
+    return deploy.plan({"deployments": list(entries)}, flows, environment, LABELS, active, version="abc123", **allowed)
 
 
 def problems(flows: Path, *entries: dict) -> list[str]:
@@ -76,11 +77,18 @@ def test_prefect_yaml_fields_are_taken(flows):
     assert d["job_variables"] == {"env": {"GREETING": "hi"}}
 
 
-def test_schedules_are_inactive_outside_production_unless_the_spec_says_so(flows):
+def test_schedules_are_inactive_outside_production_unless_the_spec_says_so_where_the_inventory_allows_it(flows):
     entry = dict(
         GOOD, schedules=[{"cron": "0 6 * * *", "timezone": "Europe/Berlin"}, {"interval": 600, "active": True}]
     )
-    staging = plan(flows, entry)[0]["schedules"]
+    # A branch turns a schedule on where the inventory keeps them off only with its allowance.
+    with pytest.raises(deploy.SpecError) as refused:
+        plan(flows, entry)
+    assert refused.value.problems == [
+        "deployments.yml, deployment 'hello', schedule #2: active, in staging whose schedules the inventory keeps off"
+        " (fleet_environments.staging.branch_may_activate_schedules can let a branch turn one on)"
+    ]
+    staging = plan(flows, entry, may_activate=True)[0]["schedules"]
     assert [s["active"] for s in staging] == [False, True]
     assert staging[0]["schedule"] == {"cron": "0 6 * * *", "timezone": "Europe/Berlin", "day_or": True}
     assert staging[1]["schedule"]["interval"] == 600
@@ -88,7 +96,53 @@ def test_schedules_are_inactive_outside_production_unless_the_spec_says_so(flows
     production = plan(flows, entry, environment="production", active=True)[0]["schedules"]
     assert [s["active"] for s in production] == [True, True]
     # The same spec twice is the same schedules (an interval's anchor does not move).
-    assert plan(flows, entry)[0]["schedules"] == staging
+    assert plan(flows, entry, may_activate=True)[0]["schedules"] == staging
+    # `active: false` needs no allowance anywhere.
+    quiet = dict(GOOD, schedules=[{"interval": 600, "active": False}])
+    assert [s["active"] for s in plan(flows, quiet, environment="production", active=True)[0]["schedules"]] == [False]
+
+
+@pytest.mark.parametrize("variable", deploy.GUARDED_JOB_VARIABLES)
+def test_a_guarded_job_variable_needs_the_inventorys_allowance(flows, variable):
+    """What a run executes and where is the fleet's unless the inventory hands it to the branch."""
+    value = {"command": "sh -c 'cat /etc/prefect-worker/*.env'", "working_dir": "/", "stream_output": True}[variable]
+    entry = dict(GOOD, work_pool={"job_variables": {variable: value, "env": {"A": "1"}}})
+    assert problems(flows, entry) == [
+        f"deployments.yml, deployment 'hello': work_pool.job_variables.{variable} is the fleet's to set in"
+        f" staging (fleet_environments.staging.branch_may_set_job_variables can hand it to the branch)"
+    ]
+    (allowed,) = plan(flows, entry, may_set=[variable])
+    assert allowed["job_variables"] == {variable: value, "env": {"A": "1"}}
+    # Another guarded variable is still refused.
+    other = next(name for name in deploy.GUARDED_JOB_VARIABLES if name != variable)
+    with pytest.raises(deploy.SpecError, match=f"job_variables.{other} is the fleet's to set"):
+        plan(flows, dict(GOOD, work_pool={"job_variables": {variable: value, other: "x"}}), may_set=[variable])
+
+
+def test_the_role_checks_the_inventorys_allowance_against_the_same_job_variables():
+    role_vars = yaml.safe_load((ROOT / "roles/prefect_worker/vars/main.yml").read_text())
+    assert tuple(role_vars["_prefect_worker_guarded_job_variables"]) == deploy.GUARDED_JOB_VARIABLES
+
+
+@pytest.mark.parametrize("target", ["/etc/prefect-worker/staging.env", "../../outside.env"])
+def test_a_dotenv_leading_out_of_the_flows_is_refused_and_not_read(flows, target):
+    """Followed, a linked .env would publish the file it points at as the runs' job variables."""
+    outside = flows.parent / "outside.env"
+    outside.write_text("PREFECT_API_AUTH_STRING=admin:secret\n")
+    (flows / "hello" / ".env").symlink_to(target)
+    found = problems(flows, GOOD)
+    assert found == [
+        f"deployments.yml, deployment 'hello': hello/.env -> {target} leads out of {flows.name}/ (a symbolic link):"
+        " refused"
+    ]
+    assert "secret" not in " ".join(found)
+
+
+def test_a_dotenv_linked_inside_the_flows_is_read(flows):
+    (flows / "shared.env").write_text("GREETING=hello\n")
+    (flows / "hello" / ".env").symlink_to("../shared.env")
+    (d,) = plan(flows, GOOD)
+    assert d["job_variables"]["env"] == {"GREETING": "hello"}
 
 
 def test_a_projects_dotenv_reaches_its_runs_and_the_spec_wins(flows):

@@ -80,6 +80,12 @@ def push(world, message: str, requirements: str | None = None) -> str:
         (seed / "flows/requirements.txt").write_text(requirements)
     else:
         (seed / "flows/CHANGE.md").write_text(message)
+    return publish(world, message)
+
+
+def publish(world, message: str) -> str:
+    """Commit the seed as it is and push it to the branch; return the commit."""
+    seed = world["seed"]
     subprocess.run([*GIT, "-C", str(seed), "add", "-A"], check=True)
     subprocess.run([*GIT, "-C", str(seed), "commit", "-q", "-m", message], check=True)
     subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "HEAD:production"], check=True)
@@ -244,3 +250,42 @@ def test_an_unreachable_remote_keeps_the_checkout_and_fails(world):
     assert result.returncode != 0
     assert "failed; keeping the current checkout" in result.stderr
     assert os.readlink(world["dir"] / "current") == before
+    # Why, for the status; a sync that succeeds clears it.
+    assert "failed; keeping the current checkout" in (world["dir"] / "sync-error").read_text()
+    assert sync(world).returncode == 0
+    assert not (world["dir"] / "sync-error").exists()
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("flows/requirements.txt", "/etc/prefect-worker/production.env"),  # the file itself
+        ("flows/requirements.txt", "../../../../settings.env"),  # relative, out of the tree
+        ("flows", "/etc/prefect-worker"),  # a directory on the way
+    ],
+)
+def test_a_requirements_file_leading_out_of_the_checkout_is_refused_before_it_is_current(world, link, target):
+    """A branch's symbolic link is checked out as a link; followed, uv would read (and print) the
+    file it points at. The commit is refused: `current` and the venv stay, nothing of it runs,
+    and the sync fails naming the link, in its log and its error record."""
+    seed = world["seed"]
+    before = (os.readlink(world["dir"] / "current"), os.readlink(world["dir"] / "venv"))
+    kept = seed / "kept"
+    os.rename(seed / link, kept)
+    try:
+        os.symlink(target, seed / link)
+        pushed = publish(world, f"link {link}")
+        result = sync(world)
+        assert result.returncode == 1, result.stdout
+        expected = f"commit {pushed[:12]} refused: {link} -> {target} leads out of the checkout"
+        assert expected in result.stderr
+        assert expected in (world["dir"] / "sync-error").read_text()
+        assert (os.readlink(world["dir"] / "current"), os.readlink(world["dir"] / "venv")) == before
+        assert not list((world["dir"] / "trees").glob(".incoming-*")), "the refused checkout is left behind"
+    finally:
+        (seed / link).unlink()
+        os.rename(kept, seed / link)
+        publish(world, f"undo {link}")
+    result = sync(world)
+    assert result.returncode == 0, result.stderr
+    assert not (world["dir"] / "sync-error").exists()

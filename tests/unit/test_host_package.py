@@ -163,6 +163,7 @@ def test_the_status_of_a_host_with_nothing_running_reports_each_environment(tmp_
         "timer": "?",
         "sync_result": "?",
         "sync_finished": 0,
+        "sync_error": None,
         "health": -1,
         "commit": None,
         "venv": None,

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from prefect_fleet_host.layout import Layout, commit_of_tree
+from prefect_fleet_host.layout import Layout, commit_of_tree, escaping_link
 
 MANAGED_TAG = "prefect-fleet"
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -61,6 +61,12 @@ HINTS = {
     "version": "the fleet sets each deployment's version to the commit it was registered from",
     "work_queue_name": "the fleet routes by `labels` (one work queue per label)",
 }
+# Job variables of Prefect's process worker that a branch's spec may set only where the inventory
+# allows it (fleet_environments.<env>.branch_may_set_job_variables): `command` runs another
+# program in place of the flow, `working_dir` starts the run outside its checkout, and
+# `stream_output` ties the run to its worker process, which the fleet's hand-off restarts (the
+# pool turns it off, docs/operations.md).
+GUARDED_JOB_VARIABLES = ("command", "stream_output", "working_dir")
 SCHEDULE_FIELDS = {"cron", "interval", "rrule", "anchor_date", "timezone", "day_or", "active", "parameters", "slug"}
 # An interval schedule's anchor when the spec gives none: fixed, so that registering twice
 # changes nothing (Prefect's own default is "now").
@@ -141,6 +147,8 @@ class _Context:
     run_dir: str
     version: str | None
     spec_name: str
+    may_set: frozenset[str] = frozenset()
+    may_activate: bool = False
     seen: set[str] = field(default_factory=set)
 
 
@@ -153,14 +161,26 @@ def plan(
     run_dir: str | None = None,
     version: str | None = None,
     spec_name: str = "deployments.yml",
+    may_set: list[str] | tuple[str, ...] = (),
+    may_activate: bool = False,
 ) -> list[dict]:
     """The deployments `spec` declares for `environment`, as the API takes them; raises SpecError
     naming every problem. `flows_dir` is read; `run_dir` is where runs start (the checkout's
-    flows directory through the environment's `current` link, which outlives this tree)."""
+    flows directory through the environment's `current` link, which outlives this tree).
+    `may_set`: the GUARDED_JOB_VARIABLES the inventory lets this environment's branch set;
+    `may_activate`: whether a schedule may say `active: true` where schedules are off."""
     if not isinstance(spec, dict) or not isinstance(spec.get("deployments"), list):
         raise SpecError([f"{spec_name}: must be a mapping with a `deployments:` list"])
     context = _Context(
-        flows_dir, environment, known_labels, schedules_active, run_dir or str(flows_dir), version, spec_name
+        flows_dir,
+        environment,
+        known_labels,
+        schedules_active,
+        run_dir or str(flows_dir),
+        version,
+        spec_name,
+        frozenset(may_set),
+        may_activate,
     )
     problems: list[str] = []
     extra = sorted(set(spec) - {"deployments"})
@@ -191,8 +211,8 @@ def _plan_entry(entry: dict, index: int, context: _Context, problems: list[str])
     match, flow_name, schema = _load_entrypoint(entrypoint, where, context.flows_dir, problems)
     parameters = _parameters(entry, entrypoint, schema, where, problems)
     tags, description, concurrency_limit = _plain_fields(entry, where, problems)
-    job_variables = _job_variables(entry, match, where, context.flows_dir, problems)
-    schedules = _schedules(entry, where, context.schedules_active, problems)
+    job_variables = _job_variables(entry, match, where, context, problems)
+    schedules = _schedules(entry, where, context, problems)
     if len(problems) > before:
         return []
     run_dir, environment = context.run_dir, context.environment
@@ -311,7 +331,8 @@ def _plain_fields(entry: dict, where: str, problems: list[str]) -> tuple[list[st
     return tags, description, concurrency_limit
 
 
-def _job_variables(entry: dict, match, where: str, flows_dir: Path, problems: list[str]) -> dict:
+def _job_variables(entry: dict, match, where: str, context: _Context, problems: list[str]) -> dict:
+    flows_dir, environment = context.flows_dir, context.environment
     work_pool = entry.get("work_pool") or {}
     job_variables: dict = {}
     if not isinstance(work_pool, dict):
@@ -326,11 +347,19 @@ def _job_variables(entry: dict, match, where: str, flows_dir: Path, problems: li
         if not isinstance(job_variables, dict):
             problems.append(f"{where}: work_pool.job_variables must be a mapping")
             job_variables = {}
+        for key in sorted(set(job_variables) & set(GUARDED_JOB_VARIABLES) - context.may_set):
+            problems.append(
+                f"{where}: work_pool.job_variables.{key} is the fleet's to set in {environment}"
+                f" (fleet_environments.{environment}.branch_may_set_job_variables can hand it to the branch)"
+            )
     # The project's own plain settings: <project>/.env beside its flows reaches its runs'
     # environment; what the spec's job variables set wins.
     if match and "/" in match["path"]:
         dotenv = flows_dir / match["path"].split("/", 1)[0] / ".env"
-        if dotenv.is_file():
+        link = escaping_link(flows_dir, dotenv.relative_to(flows_dir))
+        if link:
+            problems.append(f"{where}: {link} leads out of {flows_dir.name}/ (a symbolic link): refused")
+        elif dotenv.is_file():
             try:
                 settings = read_dotenv(dotenv)
             except ValueError as error:
@@ -342,7 +371,8 @@ def _job_variables(entry: dict, match, where: str, flows_dir: Path, problems: li
     return job_variables
 
 
-def _schedules(entry: dict, where: str, schedules_active: bool, problems: list[str]) -> list[dict]:
+def _schedules(entry: dict, where: str, context: _Context, problems: list[str]) -> list[dict]:
+    schedules_active = context.schedules_active
     schedules = []
     raw_schedules = entry.get("schedules") or []
     if not isinstance(raw_schedules, list):
@@ -353,7 +383,13 @@ def _schedules(entry: dict, where: str, schedules_active: bool, problems: list[s
             problems.append(f"{where}: schedule #{number} is not a mapping")
             continue
         schedule = _schedule(raw, f"{where}, schedule #{number}", problems, schedules_active)
-        if schedule is not None:
+        if schedule is not None and schedule["active"] and not schedules_active and not context.may_activate:
+            problems.append(
+                f"{where}, schedule #{number}: active, in {context.environment} whose schedules the inventory keeps off"
+                f" (fleet_environments.{context.environment}.branch_may_activate_schedules can let a branch"
+                " turn one on)"
+            )
+        elif schedule is not None:
             schedule["slug"] = schedule["slug"] or f"fleet-{number}"
             schedules.append(schedule)
     return schedules
@@ -531,6 +567,9 @@ def run(config: dict) -> int:
         state = {"environment": environment, "commit": commit, "started": time.time()}
         spec_path = flows_dir / config["spec"]
         try:
+            link = escaping_link(tree, Path(config["flows_dir"]) / config["spec"])
+            if link:
+                raise SpecError([f"{config['spec']}: {link} leads out of the checkout (a symbolic link): refused"])
             try:
                 spec = yaml.safe_load(spec_path.read_text())
             except FileNotFoundError:
@@ -546,6 +585,8 @@ def run(config: dict) -> int:
                 run_dir=str(current / config["flows_dir"]),
                 version=commit,
                 spec_name=config["spec"],
+                may_set=config.get("branch_may_set_job_variables", []),
+                may_activate=config.get("branch_may_activate_schedules", False),
             )
         except SpecError as error:
             for problem in error.problems:
@@ -576,12 +617,27 @@ def run(config: dict) -> int:
         return 0
 
 
-def check(flows_dir: Path, labels: list[str], environment: str, schedules_active: bool) -> int:
+def check(
+    flows_dir: Path,
+    labels: list[str],
+    environment: str,
+    schedules_active: bool,
+    may_set: list[str] = (),
+    may_activate: bool = False,
+) -> int:
     import yaml
 
     spec_path = flows_dir / "deployments.yml"
     try:
-        desired = plan(yaml.safe_load(spec_path.read_text()), flows_dir, environment, labels, schedules_active)
+        desired = plan(
+            yaml.safe_load(spec_path.read_text()),
+            flows_dir,
+            environment,
+            labels,
+            schedules_active,
+            may_set=may_set,
+            may_activate=may_activate,
+        )
     except SpecError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
@@ -599,10 +655,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", metavar="FLOWS_DIR", help="only check a flows directory's spec (no API)")
     parser.add_argument("--labels", default="", help="with --check: the host labels of the fleet, comma-separated")
     parser.add_argument("--schedules-active", action="store_true", help="with --check: as in production")
+    parser.add_argument(
+        "--branch-may-set-job-variables",
+        default="",
+        help=f"with --check: which of {', '.join(GUARDED_JOB_VARIABLES)} the inventory lets the branch set, comma-separated",
+    )
+    parser.add_argument(
+        "--branch-may-activate-schedules",
+        action="store_true",
+        help="with --check: the inventory lets the branch turn a schedule on where schedules are off",
+    )
     args = parser.parse_args(argv)
     if args.check:
         labels = [label for label in args.labels.split(",") if label]
-        return check(Path(args.check), labels, args.environment or "staging", args.schedules_active)
+        may_set = [name for name in args.branch_may_set_job_variables.split(",") if name]
+        return check(
+            Path(args.check),
+            labels,
+            args.environment or "staging",
+            args.schedules_active,
+            may_set,
+            args.branch_may_activate_schedules,
+        )
     if not args.environment:
         parser.error("ENVIRONMENT is required")
     config_path = Path(args.config or f"/etc/prefect-worker/{args.environment}.deploy.json")

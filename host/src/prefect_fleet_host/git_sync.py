@@ -6,10 +6,12 @@ optionally FLEET_REQUIREMENTS (flows/requirements.txt), FLEET_KEEP_TREES (3), FL
 that builds the venvs) and uv's own UV_* settings (where it installs from).
 
 A failed fetch (remote unreachable) changes nothing and exits non-zero, so that the unit shows
-failed. Force-pushes are followed (+refspec); local edits in a tree are left behind in a fresh
-tree. Prints "updated <old> -> <new>" or "unchanged <commit>", and "venv <hash>" when the
-environment's virtualenv changed (a running worker keeps the old interpreter: the restart is asked
-for with a marker the sync's hook, as root, acts on).
+failed; so does a commit whose requirements file leads out of the checkout through a symbolic link
+(refused before it becomes current). Why the last sync failed stays in the environment's sync-error
+file, which the fleet's status shows. Force-pushes are followed (+refspec); local edits in a tree
+are left behind in a fresh tree. Prints "updated <old> -> <new>" or "unchanged <commit>", and "venv
+<hash>" when the environment's virtualenv changed (a running worker keeps the old interpreter: the
+restart is asked for with a marker the sync's hook, as root, acts on).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from prefect_fleet_host.layout import Layout, swap_link
+from prefect_fleet_host.layout import Layout, escaping_link, swap_link
 
 
 class SyncError(Exception):
@@ -61,8 +63,10 @@ def fetch(layout: Layout, repo: str, branch: str) -> str:
     return git("-C", str(layout.mirror), "rev-parse", f"refs/heads/{branch}^{{commit}}").stdout.strip()
 
 
-def check_out(layout: Layout, commit: str) -> str:
-    """Make `current` a clean checkout of `commit`; return what to print."""
+def check_out(layout: Layout, commit: str, guarded: Iterable[str] = ()) -> str:
+    """Make `current` a clean checkout of `commit`; return what to print. A commit in which one of
+    the `guarded` paths leads out of the checkout through a symbolic link is refused before it
+    becomes current (SyncError): nothing of it runs, the checkout stays where it was."""
     old = ""
     if layout.current.is_symlink():
         old = git("-C", str(layout.current), "rev-parse", "HEAD", check=False).stdout.strip()
@@ -75,6 +79,13 @@ def check_out(layout: Layout, commit: str) -> str:
     shutil.rmtree(staging, ignore_errors=True)
     git("clone", "-q", "--no-checkout", str(layout.mirror), str(staging))
     git("-C", str(staging), "-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit)
+    escapes = [link for link in (escaping_link(staging, path) for path in guarded) if link]
+    if escapes:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SyncError(
+            f"commit {commit[:12]} refused: {', '.join(escapes)} leads out of the checkout (a symbolic link);"
+            f" the checkout stays at {old[:12] or 'none'}"
+        )
     os.rename(staging, tree)
     swap_link(tree, layout.current)
     return f"updated {old or 'none'} -> {commit}"
@@ -156,14 +167,15 @@ def sync(settings: dict[str, str]) -> list[str]:
     layout.trees.mkdir(parents=True, exist_ok=True)
     layout.store.mkdir(parents=True, exist_ok=True)
     commit = fetch(layout, repo, branch)
-    lines = [check_out(layout, commit)]
+    requirements_path = settings.get("FLEET_REQUIREMENTS", "flows/requirements.txt")
+    lines = [check_out(layout, commit, [requirements_path])]
 
     # The flows' virtualenv: rebuilt only when the requirements (or Prefect's pin) change. The
     # environments' syncs take the store's lock from here on: one builds a venv the other waits for
     # and then shares, and no clean-up removes a venv another environment is about to use.
     with open(layout.store / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        requirements = layout.current / settings.get("FLEET_REQUIREMENTS", "flows/requirements.txt")
+        requirements = layout.current / requirements_path
         constraints = Path(settings["UV_CONSTRAINT"]) if settings.get("UV_CONSTRAINT") else None
         key = requirements_hash(version, constraints, requirements)
         venv = layout.store / key
@@ -196,10 +208,17 @@ def sync(settings: dict[str, str]) -> list[str]:
 
 def main(environment: str) -> int:
     os.umask(0o027)
+    # Why the last sync failed, for the fleet's status (which shows it beside a stale checkout).
+    record = Layout.of(os.environ["FLEET_ENV_DIR"]).sync_error_file if os.environ.get("FLEET_ENV_DIR") else None
     try:
         for line in sync(dict(os.environ)):
             print(line, flush=True)
-    except SyncError as error:
+    except (SyncError, subprocess.CalledProcessError) as error:
         print(f"prefect-fleet git-sync[{environment}]: {error}", file=sys.stderr)
+        if record is not None:
+            with contextlib.suppress(OSError):
+                record.write_text(f"{error}\n")
         return 1
+    if record is not None:
+        record.unlink(missing_ok=True)
     return 0

@@ -9,6 +9,7 @@ Under an environment's directory (for example /opt/prefect/production):
     .restart-worker      the venv changed under the worker: the sync's hook restarts it
     .deployed-commit     the commit whose deployments this host registered last (registering host)
     deploy-state.json    the outcome of that registration
+    sync-error           why the last sync failed (absent after a sync that succeeded)
 
 and beside the environments, <root>/_venvs/<hash>/: the host's virtualenvs, one per requirements
 content, shared by the environments whose requirements are the same (environment names cannot
@@ -71,6 +72,16 @@ class Layout:
     def deploy_state_file(self) -> Path:
         return self.env_dir / "deploy-state.json"
 
+    @property
+    def sync_error_file(self) -> Path:
+        return self.env_dir / "sync-error"
+
+    def sync_error(self) -> str | None:
+        try:
+            return self.sync_error_file.read_text().strip() or None
+        except OSError:
+            return None
+
     def new_tree(self, commit: str) -> Path:
         """Where a fresh checkout of `commit` goes: a name no earlier tree has."""
         return self.trees / f"{commit}-{time.time_ns()}"
@@ -129,6 +140,21 @@ class Layout:
             "venv": venv.name if venv else None,
             "deployed_commit": self.deployed_commit(),
         }
+
+
+def escaping_link(root: Path, relative: str | os.PathLike) -> str | None:
+    """How `relative` (a path in a checkout: a spec, a requirements or .env file) leads out of
+    `root` through a symbolic link, as "link -> target", or None when it stays inside. A branch
+    may carry any link; followed, a link to /etc/prefect-worker/<env>.env would hand that file to
+    whoever reads the path (uv printing its lines, the registrar publishing them)."""
+    if (root / relative).resolve().is_relative_to(root.resolve()):
+        return None
+    path = root
+    for part in Path(relative).parts:
+        path = path / part
+        if path.is_symlink():
+            return f"{path.relative_to(root)} -> {os.readlink(path)}"
+    return str(relative)
 
 
 def commit_of_tree(name: str) -> str:

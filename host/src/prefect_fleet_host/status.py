@@ -156,6 +156,7 @@ def collect(
                 "timer": systemd.get(f"prefect-git-sync@{environment}.timer", {}).get("ActiveState", "?"),
                 "sync_result": sync.get("Result", "?"),
                 "sync_finished": finished,
+                "sync_error": layout.sync_error(),
                 "health": healths[environment].result(),
                 "commit": layout.current_commit(),
                 "venv": (layout.current_venv() or Path("")).name or None,

@@ -89,6 +89,37 @@ CASES = {
         },
         "schedules_active must be true or false, in: staging",
     ),
+    "activate-schedules-not-a-bool": (
+        {
+            "prefect_worker_environments": {
+                **TWO_ENVS,
+                "staging": {"branch": "main", "healthcheck_port": 8082, "branch_may_activate_schedules": "yes please"},
+            }
+        },
+        "branch_may_activate_schedules must be true or false, in: staging",
+    ),
+    "job-variable-not-guarded": (
+        {
+            "prefect_worker_environments": {
+                **TWO_ENVS,
+                "staging": {
+                    "branch": "main",
+                    "healthcheck_port": 8082,
+                    "branch_may_set_job_variables": ["command", "env"],
+                },
+            }
+        },
+        "branch_may_set_job_variables must list some of command, stream_output, working_dir",
+    ),
+    "job-variables-not-a-list": (
+        {
+            "prefect_worker_environments": {
+                **TWO_ENVS,
+                "staging": {"branch": "main", "healthcheck_port": 8082, "branch_may_set_job_variables": "command"},
+            }
+        },
+        "branch_may_set_job_variables must list some of command, stream_output, working_dir",
+    ),
     "cloud-key-with-a-server-url": (
         {"prefect_worker_api_key": "pnu_molecule"},
         "prefect_worker_api_key (Prefect Cloud) excludes prefect_worker_api_auth_string, has no whitespace or quotes,"

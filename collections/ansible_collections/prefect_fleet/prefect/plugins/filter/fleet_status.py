@@ -52,7 +52,8 @@ def _worker_rows(report, api, labels, deploying, interval):
         if not head:
             problems.append("branch head not readable from the remote")
         elif behind and (timer != "active" or sync_result != "success" or late):
-            problems.append(f"checkout stale (sync timer {timer}, last sync {sync_result})")
+            why = f": {env['sync_error']}" if env.get("sync_error") and sync_result != "success" else ""
+            problems.append(f"checkout stale (sync timer {timer}, last sync {sync_result}){why}")
         deploy = env.get("deploy")
         registers = environment in deploying
         if registers and not deploy:

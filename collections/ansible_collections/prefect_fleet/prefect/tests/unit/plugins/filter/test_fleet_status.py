@@ -160,6 +160,19 @@ def test_a_checkout_behind_is_stale_only_when_its_sync_is_not_keeping_up():
         assert any(p.startswith("atd-data02/staging: checkout stale (sync timer") for p in problems), (key, problems)
 
 
+def test_a_stale_checkout_says_why_its_last_sync_failed():
+    data = change("workers.0.report.environments.staging.commit", OLD)
+    environment = data["workers"][0]["report"]["environments"]["staging"]
+    reason = "commit 0123456789ab refused: flows/requirements.txt -> /etc/prefect-worker/staging.env leads out"
+    environment.update(sync_result="exit-code", sync_error=reason)
+    assert f.fleet_status(data)["problems"] == [
+        f"atd-data02/staging: checkout stale (sync timer active, last sync exit-code): {reason}"
+    ]
+    # A record older than the sync that succeeded since says nothing (the sync removes it anyway).
+    environment.update(sync_result="success", sync_finished=0)
+    assert not any(reason in p for p in f.fleet_status(data)["problems"])
+
+
 def test_a_failed_registration_names_its_commit_and_errors():
     data = change(
         "workers.0.report.environments.production.deploy",
