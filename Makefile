@@ -150,13 +150,13 @@ e2e-ha: venv ## The HA lab (inventories/lab-ha) under load: a replica, then its 
 
 .PHONY: test
 test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts side by side)
-	@# Lint beside the unit and the integration tests (each keeps about one core busy), then the molecule scenarios two
-	@# at a time, then the lab's bring-up alone, then the lab's end-to-end tests with the fleet of
-	@# its own inventory (tests/inventory) in their background: its controller at nice 19, its
-	@# containers at 1/64 of Docker's CPU weight, so that it runs on what the lab's tests leave idle
-	@# (their waits: a third of the machine) and their bounds still measure the lab. Each part's
-	@# output is printed whole when it ends, and each phase prints how long it took. Measurements,
-	@# and the layouts tried before: docs/design-notes.md.
+	@# Lint beside the unit and the integration tests (each keeps about one core busy), then the
+	@# molecule scenarios two at a time, then the lab's bring-up alone, then the lab's end-to-end
+	@# tests with the fleet of its own inventory (tests/inventory) in their background: its
+	@# controller at nice 19, its containers at 1/64 of Docker's CPU weight, so that it runs on what
+	@# the lab's tests leave idle (their waits: a third of the machine) and their bounds still
+	@# measure the lab. Each part's output is printed whole when it ends, and each phase prints how
+	@# long it took. Measurements, and the layouts tried before: docs/design-notes.md.
 	@started=$$(date +%s); phase() { echo "test: $$1 took $$(( $$(date +%s) - started )) s"; started=$$(date +%s); }; \
 	$(MAKE) --no-print-directory -j3 --output-sync=target lint unit-tests integration-tests; phase "lint and unit"; \
 	$(MAKE) --no-print-directory molecule; phase "molecule"; \

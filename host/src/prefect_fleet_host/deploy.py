@@ -622,7 +622,7 @@ def check(
     labels: list[str],
     environment: str,
     schedules_active: bool,
-    may_set: list[str] = (),
+    may_set: list[str] | tuple[str, ...] = (),
     may_activate: bool = False,
 ) -> int:
     import yaml
