@@ -18,6 +18,11 @@ COLLECTION := collections/ansible_collections/prefect_fleet/prefect
 MOLECULE_SCENARIOS ?= $(patsubst roles/%/molecule.yml,%,$(subst /molecule/,/,$(wildcard roles/*/molecule/*/molecule.yml)))
 # Scenarios run two at a time (each a fleet of its own containers); the longest start first.
 MOLECULE_JOBS ?= 2
+# Each pytest run keeps a copy of its output here: `make test` runs parts side by side and prints
+# each whole when it ends, so one part's failure may scroll away above another's output; at its end
+# `make test` prints every run's failures again (tools/test-failures.sh).
+TEST_LOGS := $(CURDIR)/.cache/test-logs
+KEEP_LOG = 2>&1 | tee $(TEST_LOGS)/$@.log
 MOLECULE_LONGEST := prefect_worker/cloud prefect_worker/default dask_swarm/default prefect_server/postgresql \
   docker_swarm/default prefect_objects/default haproxy/default prefect_server/default
 
@@ -111,10 +116,12 @@ unit: unit-tests integration-tests ## Unit tests, the collection's among them, a
 # Two runs, so that `make test` keeps both cores busy beside lint (each pytest uses one).
 .PHONY: unit-tests integration-tests
 unit-tests: venv wheelhouse
-	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit $(COLLECTION)/tests/unit
+	@mkdir -p $(TEST_LOGS)
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit $(COLLECTION)/tests/unit $(KEEP_LOG)
 
 integration-tests: venv wheelhouse
-	$(ANSIBLE_ENV) $(BIN)/pytest tests/integration
+	@mkdir -p $(TEST_LOGS)
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/integration $(KEEP_LOG)
 
 .PHONY: molecule
 molecule: venv image wheelhouse ## Every molecule scenario of every role, MOLECULE_JOBS (2) at a time
@@ -129,7 +136,8 @@ e2e: e2e-inventory e2e-lab ## Every end-to-end test: a fleet from an inventory o
 
 .PHONY: e2e-inventory
 e2e-inventory: venv image wheelhouse ## End to end on a fleet of its own (three environments, a shared label): up, routed, pruned, down
-	$(ANSIBLE_ENV) $(BIN)/pytest tests/inventory --durations=5
+	@mkdir -p $(TEST_LOGS)
+	$(ANSIBLE_ENV) $(BIN)/pytest tests/inventory --durations=5 $(KEEP_LOG)
 
 .PHONY: e2e-lab
 e2e-lab: lab ## End-to-end tests on the lab fleet (brings it up first)
@@ -137,7 +145,8 @@ e2e-lab: lab ## End-to-end tests on the lab fleet (brings it up first)
 
 .PHONY: e2e-lab-tests
 e2e-lab-tests: venv ## The lab's end-to-end tests alone, on a lab that is up (make lab)
-	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m "not long" --durations=15
+	@mkdir -p $(TEST_LOGS)
+	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m "not long" --durations=15 $(KEEP_LOG)
 
 .PHONY: e2e-long
 e2e-long: lab ## The end-to-end tests too long for CI (restarts under a run every 2 s, a requirements push), about 30 min
@@ -157,7 +166,8 @@ test: ## The whole suite: lint, unit, molecule, end-to-end (independent parts si
 	@# the lab's tests leave idle (their waits: a third of the machine) and their bounds still
 	@# measure the lab. Each part's output is printed whole when it ends, and each phase prints how
 	@# long it took. Measurements, and the layouts tried before: docs/design-notes.md.
-	@started=$$(date +%s); phase() { echo "test: $$1 took $$(( $$(date +%s) - started )) s"; started=$$(date +%s); }; \
+	@rm -rf $(TEST_LOGS); trap 'tools/test-failures.sh $$? $(TEST_LOGS)' EXIT; \
+	started=$$(date +%s); phase() { echo "test: $$1 took $$(( $$(date +%s) - started )) s"; started=$$(date +%s); }; \
 	$(MAKE) --no-print-directory -j3 --output-sync=target lint unit-tests integration-tests; phase "lint and unit"; \
 	$(MAKE) --no-print-directory molecule; phase "molecule"; \
 	$(MAKE) --no-print-directory lab; phase "the lab's bring-up"; \

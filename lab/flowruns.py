@@ -145,7 +145,9 @@ def main(argv: list[str]) -> int:
         start(api, d["flow"], f"{d['name']}-{env}-{label}", env, label, d.get("parameters"))
         for d, env, label in targets(lab.server["fleet_environments"])
     ]
-    wait(api, runs)
+    # A bound for a stall only (it returns when the last run ends): tests/inventory brings its
+    # fleet up with this, at a small share of the CPU beside the lab's tests.
+    wait(api, runs, timeout=900)
     rows = [("deployment", "environment", "label", "host", "commit", "state")]
     for run in runs:
         report = run.report or {}
