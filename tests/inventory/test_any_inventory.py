@@ -124,7 +124,8 @@ def test_dropping_an_environment_and_a_label_converges_then_nothing_changes(alt)
         for unit in ("prefect-worker@qa.service", "prefect-git-sync@qa.timer"):
             assert lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() == "inactive", unit
             assert lab.ssh(host, f"systemctl is-enabled {unit}", check=False).stdout.strip() == "disabled", unit
-        assert lab.ssh(host, "test -e /etc/prefect-worker/qa.env", check=False).returncode == 1
+        for gone in ("/etc/prefect-worker/qa.env", "/etc/prefect-worker/qa.deploy_key"):
+            assert lab.ssh(host, f"test -e {gone}", check=False).returncode == 1, gone
         # The checkout stays (documented): runs may still use it, operators may inspect it.
         assert lab.ssh(host, "test -L /opt/prefect/qa/current", check=False).returncode == 0
         for environment in ("production", "staging"):

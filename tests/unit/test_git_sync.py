@@ -180,56 +180,66 @@ def test_a_requirements_change_builds_a_new_venv_and_asks_for_a_restart(world):
     assert (world["dir"] / ".restart-worker").exists()
 
 
-def test_an_environment_with_the_same_requirements_shares_the_venv_and_builds_none(world):
+def test_each_environment_builds_its_own_venv_in_its_own_directory(world):
+    """The same requirements in staging: a venv of staging's own (its service user writes it, no
+    other environment runs it), under staging's directory, with the same key."""
     staging = world["root"] / "staging"
     result = sync(world, FLEET_ENV_DIR=str(staging))
     assert result.returncode == 0, result.stderr
     assert "venv " in result.stdout
-    assert os.readlink(staging / "venv") == os.readlink(world["dir"] / "venv")
-    assert Path(os.readlink(staging / "venv")).parent == world["root"] / "_venvs"
+    venv, production = Path(os.readlink(staging / "venv")), Path(os.readlink(world["dir"] / "venv"))
+    assert venv.parent == staging / "venvs"
+    assert production.parent == world["dir"] / "venvs"
+    assert venv.name == production.name
+    assert (venv / ".complete").exists()
 
 
-def test_a_venv_another_environment_uses_is_never_dropped(world):
-    """Six venvs in the store, two environments: the four newest stay, and the one both
-    environments use although it is the oldest; the rest go. (Four of the six are stand-ins:
-    the clean-up reads only directories and their times, and a real build costs seconds each.)"""
-    store = world["root"] / "_venvs"
+def test_the_store_keeps_the_current_venv_the_newest_and_those_in_use(world):
+    """Six venvs in production's store: the current one (the oldest), the two newest and one a
+    process runs in stay; the rest go. (Four of the six are stand-ins: the clean-up reads only
+    directories, their times and the processes' directories, and a real build costs seconds.)"""
+    store = world["dir"] / "venvs"
     used = Path(os.readlink(world["dir"] / "venv"))
-    assert Path(os.readlink(world["root"] / "staging" / "venv")) == used
     unused = [p for p in store.iterdir() if not p.name.startswith(".") and p != used]
     assert unused, "the requirements change above left the previous venv in the store"
-    for n in range(4):
-        (store / f"{n:016x}" / "bin").mkdir(parents=True)
-        (store / f"{n:016x}" / ".complete").touch()
+    stand_ins = [store / f"{n:016x}" for n in range(4)]
+    for n, stand_in in enumerate(stand_ins):
+        (stand_in / "bin").mkdir(parents=True)
+        (stand_in / ".complete").touch()
+        os.utime(stand_in, (100 + n, 100 + n))
     for old in [used, *unused]:
         os.utime(old, (1, 1))  # older than the stand-ins
-    result = sync(world)
+    running = subprocess.Popen(["sleep", "60"], cwd=stand_ins[0])
+    try:
+        result = sync(world)
+    finally:
+        running.kill()
+        running.wait()
     assert result.returncode == 0, result.stderr
     kept = sorted(p.name for p in store.iterdir() if not p.name.startswith("."))
-    assert kept == sorted([used.name, *(f"{n:016x}" for n in range(4))])
+    assert kept == sorted([used.name, stand_ins[0].name, stand_ins[2].name, stand_ins[3].name])
     assert (used / ".complete").exists()
 
 
-def test_venvs_of_the_layout_before_the_store_are_dropped(world):
-    """The venv the environment ran from is kept for one sync (its worker restarts off it), then
-    the old directory goes."""
-    old = world["dir"] / "venvs" / "0123456789abcdef"
-    (old / "bin").mkdir(parents=True)
-    stale = world["dir"] / "venvs" / "fedcba9876543210"
-    stale.mkdir()
-    store_venv = os.readlink(world["dir"] / "venv")
-    os.unlink(world["dir"] / "venv")
-    os.symlink(old, world["dir"] / "venv")
-    (world["dir"] / ".restart-worker").unlink(missing_ok=True)  # left by an earlier test
-    result = sync(world)
-    assert result.returncode == 0, result.stderr
-    assert os.readlink(world["dir"] / "venv") == store_venv
-    assert (world["dir"] / ".restart-worker").exists()
-    assert old.exists()
+def test_the_shared_store_of_the_layout_before_goes_once_no_environment_uses_it(world):
+    """The host's store of the layout before (root/_venvs, shared by environments): a venv an
+    environment still links to stays, the others go, and the store goes with its last venv."""
+    from prefect_fleet_host.git_sync import prune_shared_store
+
+    shared = world["root"] / "_venvs"
+    linked, stale = shared / "0123456789abcdef", shared / "fedcba9876543210"
+    for venv in (linked, stale):
+        (venv / "bin").mkdir(parents=True)
+    (shared / ".lock").touch()
+    qa = world["root"] / "qa"  # an environment not synced in the new layout yet
+    qa.mkdir()
+    os.symlink(linked, qa / "venv")
+    prune_shared_store(world["root"])
+    assert linked.exists()
     assert not stale.exists()
-    result = sync(world)
-    assert result.returncode == 0, result.stderr
-    assert not (world["dir"] / "venvs").exists()
+    os.unlink(qa / "venv")
+    prune_shared_store(world["root"])
+    assert not shared.exists()
 
 
 def test_without_uv_a_requirements_change_fails_clearly_and_keeps_the_venv(world):

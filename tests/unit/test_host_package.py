@@ -34,7 +34,8 @@ def layout(tmp_path) -> Layout:
 def test_the_layout_names_the_checkout_its_commit_and_venv_without_git(layout):
     assert layout.current_commit() == COMMIT
     assert layout.current_venv().name == "abcdef0123456789"
-    assert layout.store == layout.env_dir.parent / "_venvs"
+    assert layout.store == layout.env_dir / "venvs"
+    assert layout.shared_store == layout.env_dir.parent / "_venvs"
     assert layout.describe() == {
         "environment": "production",
         "commit": COMMIT,
@@ -157,7 +158,7 @@ def test_the_status_of_a_host_with_nothing_running_reports_each_environment(tmp_
     monkeypatch.setattr(status, "units", lambda _environments: {})
     monkeypatch.setattr(status.runs, "in_flight", lambda _environments: [])
     (tmp_path / "production.env").write_text('FLEET_REPO="file:///nonexistent"\nPREFECT_WORKER_WEBSERVER_PORT="1"\n')
-    report = status.collect(["production"], str(tmp_path / "root"), str(tmp_path), user="")
+    report = status.collect(["production"], str(tmp_path / "root"), str(tmp_path), user_prefix="")
     assert report["environments"]["production"] == {
         "worker": "?",
         "timer": "?",
@@ -208,7 +209,7 @@ def offline_status(monkeypatch):
 
 def dask_answers(status, tmp_path, dask: list[tuple[str, str, str]]) -> tuple[dict, dict]:
     """The Dask comparisons of production's and staging's reports, their clients given by `dask`."""
-    report = status.collect(["production", "staging"], str(tmp_path / "root"), str(tmp_path), user="", dask=dask)
+    report = status.collect(["production", "staging"], str(tmp_path / "root"), str(tmp_path), user_prefix="", dask=dask)
     return report["environments"]["production"]["dask"], report["environments"]["staging"]["dask"]
 
 
@@ -227,7 +228,7 @@ def test_the_dask_comparison_runs_with_the_environments_interpreter_and_answers_
     assert staging["error"].startswith("FileNotFoundError"), staging  # staging has no venv here
     assert (
         "dask"
-        not in status.collect(["production"], str(tmp_path / "root"), str(tmp_path), user="")["environments"][
+        not in status.collect(["production"], str(tmp_path / "root"), str(tmp_path), user_prefix="")["environments"][
             "production"
         ]
     )
@@ -237,7 +238,8 @@ def test_environments_that_share_a_venv_compare_their_dask_clients_in_one_proces
     tmp_path, monkeypatch, offline_status
 ):
     """Importing distributed is most of a comparison's cost: one interpreter per venv, one answer
-    per environment's scheduler, in order."""
+    per environment's scheduler, in order (environments shared venvs in the layout before
+    per-environment users, until their first sync in the new one)."""
     status = offline_status
     shared = tmp_path / "root" / "_venvs" / "abc"
     (shared / "bin").mkdir(parents=True)

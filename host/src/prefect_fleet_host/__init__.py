@@ -4,4 +4,4 @@ The roles install it on every worker host from a wheel the controller builds (ho
 virtualenv of its own; the units and the playbooks call its command, and the tests import it.
 """
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"

@@ -9,6 +9,9 @@ environment's checkout (the ExecStartPost of prefect-git-sync@ENVIRONMENT), with
    that commit's deployments now (prefect-deploy@ENVIRONMENT), and put the outcome in this unit's
    log too. A commit whose spec is wrong is not tried again; one whose registration met an API
    failure is, at the next sync.
+3. The store of venvs that environments shared before each had its own user (<root>/_venvs): what
+   no environment links to and no process uses any more is removed (prefect-fleet git-sync's
+   prune_shared_store), then the store once empty.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from prefect_fleet_host.git_sync import prune_shared_store
 from prefect_fleet_host.layout import Layout
 
 
@@ -40,6 +44,7 @@ def main(environment: str, config_dir: str) -> int:
     if layout.restart_marker.exists():
         layout.restart_marker.unlink()
         subprocess.run(["systemctl", "try-restart", f"prefect-worker@{environment}.service"], check=False)
+    prune_shared_store(layout.env_dir.parent)
 
     if not (Path(config_dir) / f"{environment}.deploy.json").exists():
         return 0

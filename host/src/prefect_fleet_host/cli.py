@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("environments", nargs="+")
     command.add_argument("--root", default=DEFAULT_ROOT, help=f"the environments' root ({DEFAULT_ROOT})")
     command.add_argument("--config-dir", default="/etc/prefect-worker", help="the environments' settings files")
-    command.add_argument("--user", default="prefect", help="the user that asks the remote for branch heads")
+    command.add_argument(
+        "--user-prefix", default="prefect-", help="an environment's service user is this + its name (prefect-)"
+    )
     command.add_argument(
         "--dask",
         nargs=3,
@@ -130,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         from prefect_fleet_host import status
 
-        return status.main(args.environments, args.root, args.config_dir, args.user, [tuple(d) for d in args.dask])
+        return status.main(
+            args.environments, args.root, args.config_dir, args.user_prefix, [tuple(d) for d in args.dask]
+        )
     if args.command == "runs":
         from prefect_fleet_host import runs
 

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from prefect_fleet_host.layout import Layout, escaping_link, swap_link
+from prefect_fleet_host.layout import SHARED_STORE, Layout, escaping_link, swap_link
 
 
 class SyncError(Exception):
@@ -170,9 +170,8 @@ def sync(settings: dict[str, str]) -> list[str]:
     requirements_path = settings.get("FLEET_REQUIREMENTS", "flows/requirements.txt")
     lines = [check_out(layout, commit, [requirements_path])]
 
-    # The flows' virtualenv: rebuilt only when the requirements (or Prefect's pin) change. The
-    # environments' syncs take the store's lock from here on: one builds a venv the other waits for
-    # and then shares, and no clean-up removes a venv another environment is about to use.
+    # The flows' virtualenv: rebuilt only when the requirements (or Prefect's pin) change. The lock
+    # keeps a sync started by hand (prefect-fleet sync) and the timer's from building at once.
     with open(layout.store / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         requirements = layout.current / requirements_path
@@ -189,21 +188,26 @@ def sync(settings: dict[str, str]) -> list[str]:
 
         # Keep the newest trees and venvs, and every one that a process (a flow run in flight,
         # handed off by a restarted worker or not) still works in or runs from; drop the rest.
+        # Venvs: the current one and the one before (a restarted worker's runs may still use it).
         in_use = paths_in_use()
         keep_newest(layout.trees, keep, [str(layout.current_tree() or "")], in_use)
-        # Venvs: every environment's current one, and the newest two per environment (a restarted
-        # worker's runs in flight may still use the previous one).
-        linked = [str(Layout.of(d).current_venv() or "") for d in layout.env_dir.parent.iterdir() if d.is_dir()]
-        linked = [v for v in linked if v]
-        keep_newest(layout.store, 2 * max(len(linked), 1), linked, in_use)
-        # Venvs of the layout before the shared store (<env>/venvs): the one just left is kept
-        # until the next sync (the worker restarts off it now), then they go.
-        old_store = layout.env_dir / "venvs"
-        if old_store.is_dir():
-            keep_newest(old_store, 0, [str(previous or "")], in_use)
-            with contextlib.suppress(OSError):
-                old_store.rmdir()
+        keep_newest(layout.store, 2, [str(venv)], in_use)
     return lines
+
+
+def prune_shared_store(root: Path) -> None:
+    """Remove from the store of the layout before (<root>/_venvs, shared by environments) every
+    venv that no environment links to and no process uses, then the store once empty. Run as root
+    by the sync's hook: no environment's user may write there."""
+    store = root / SHARED_STORE
+    if not store.is_dir():
+        return
+    linked = [str(Layout.of(d).current_venv() or "") for d in root.iterdir() if d.is_dir()]
+    keep_newest(store, 0, linked, paths_in_use())
+    if not any(p for p in store.iterdir() if p.name != ".lock"):
+        (store / ".lock").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            store.rmdir()
 
 
 def main(environment: str) -> int:

@@ -5,15 +5,18 @@ Under an environment's directory (for example /opt/prefect/production):
     mirror.git/          bare mirror of the remote; only the git sync writes it
     trees/<commit>-<n>/  one full checkout per update; never modified once in use
     current -> trees/... the checkout workers and flow runs use, swapped atomically (rename(2))
-    venv -> ../_venvs/.. the flows' virtualenv, swapped atomically too
+    venv -> venvs/<hash> the flows' virtualenv, swapped atomically too
+    venvs/<hash>/        the environment's virtualenvs, one per requirements content
     .restart-worker      the venv changed under the worker: the sync's hook restarts it
     .deployed-commit     the commit whose deployments this host registered last (registering host)
     deploy-state.json    the outcome of that registration
     sync-error           why the last sync failed (absent after a sync that succeeded)
 
-and beside the environments, <root>/_venvs/<hash>/: the host's virtualenvs, one per requirements
-content, shared by the environments whose requirements are the same (environment names cannot
-contain "_", so no environment's directory can be called that).
+All of it belongs to the environment's own service user (prefect-<environment>): no environment
+runs code another wrote. Beside the environments, <root>/_venvs/<hash>/ is the store of the layout
+before (one venv per requirements content, shared by environments): each sync's hook, as root,
+removes what no environment uses any more (environment names cannot contain "_", so no
+environment's directory can be called that).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-STORE = "_venvs"
+# The venvs of the layout before per-environment users, shared by environments (see above).
+SHARED_STORE = "_venvs"
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,13 @@ class Layout:
 
     @property
     def store(self) -> Path:
-        """The host's store of virtualenvs, shared by its environments."""
-        return self.env_dir.parent / STORE
+        """The environment's virtualenvs."""
+        return self.env_dir / "venvs"
+
+    @property
+    def shared_store(self) -> Path:
+        """The host's store of the layout before, shared by environments: only removed now."""
+        return self.env_dir.parent / SHARED_STORE
 
     @property
     def restart_marker(self) -> Path:

@@ -88,6 +88,11 @@ def _as_user(command: list[str], user: str) -> tuple[list[str], dict[str, str]]:
     return command, env
 
 
+def service_user(prefix: str, environment: str) -> str:
+    """An environment's service user (prefect-production); with no prefix, the user this runs as."""
+    return prefix + environment if prefix else ""
+
+
 def remote_head(settings: dict[str, str], user: str) -> str:
     """The branch's head on the remote, asked as the service user with its own SSH settings."""
     command, env = _as_user(
@@ -119,25 +124,29 @@ def dask_clients(venv: Path, targets: list[tuple[str, str]], user: str) -> list[
 
 
 def collect(
-    environments: list[str], root: str, config_dir: str, user: str, dask: list[tuple[str, str, str]] = ()
+    environments: list[str], root: str, config_dir: str, user_prefix: str, dask: list[tuple[str, str, str]] = ()
 ) -> dict:
-    """The host's report. dask: (environment, cluster, scheduler address) of the clients to compare."""
+    """The host's report. Each environment's questions are asked as its own service user,
+    user_prefix + environment. dask: (environment, cluster, scheduler address) of the clients to
+    compare."""
     config = Path(config_dir)
     settings = {e: read_settings(config / f"{e}.env") for e in environments}
     systemd = units(environments)
     in_flight = runs.in_flight(environments)
-    # The Dask clients by venv: importing distributed is most of a comparison's cost, and
-    # environments whose requirements match share a venv (its real path).
+    # The Dask clients by venv (its real path): importing distributed is most of a comparison's
+    # cost, asked once per venv (as the user of the first environment that uses it).
     shared: dict[str, list[tuple[str, str, str]]] = {}
     for environment, cluster, address in dask:
         shared.setdefault(os.path.realpath(Layout.of(Path(root) / environment).venv), []).append(
             (environment, cluster, address)
         )
     with ThreadPoolExecutor(max_workers=max(2 * len(environments) + len(shared), 1)) as pool:
-        heads = {e: pool.submit(remote_head, settings[e], user) for e in environments}
+        heads = {e: pool.submit(remote_head, settings[e], service_user(user_prefix, e)) for e in environments}
         healths = {e: pool.submit(health, settings[e].get("PREFECT_WORKER_WEBSERVER_PORT", "0")) for e in environments}
         compared = {
-            venv: pool.submit(dask_clients, Path(venv), [(c, a) for _e, c, a in members], user)
+            venv: pool.submit(
+                dask_clients, Path(venv), [(c, a) for _e, c, a in members], service_user(user_prefix, members[0][0])
+            )
             for venv, members in shared.items()
         }
         clients = {
@@ -170,6 +179,8 @@ def collect(
     return {"host": platform.node(), "hostname": platform.node(), "uptime": uptime, "environments": report}
 
 
-def main(environments: list[str], root: str, config_dir: str, user: str, dask: list[tuple[str, str, str]] = ()) -> int:
-    print(json.dumps(collect(environments, root, config_dir, user, dask), sort_keys=True))
+def main(
+    environments: list[str], root: str, config_dir: str, user_prefix: str, dask: list[tuple[str, str, str]] = ()
+) -> int:
+    print(json.dumps(collect(environments, root, config_dir, user_prefix, dask), sort_keys=True))
     return 0

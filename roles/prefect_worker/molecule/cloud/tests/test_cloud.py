@@ -36,7 +36,7 @@ def test_workers_run_healthy_and_online_in_the_workspace(worker, environment):
 
 def test_the_settings_file_holds_the_key_and_no_basic_auth(worker):
     settings = worker.file("/etc/prefect-worker/production.env")
-    assert (settings.user, settings.mode) == ("prefect", 0o600)
+    assert (settings.user, settings.mode) == ("root", 0o600)
     assert 'PREFECT_API_KEY="pnu_' in settings.content_string
     assert "PREFECT_API_AUTH_STRING" not in settings.content_string
 
@@ -121,7 +121,7 @@ for path in glob.glob("/proc/[0-9]*/cmdline"):
         pass
 for top in ("/etc", "/opt", "/var/lib", "/var/log", "/tmp", "/run", "/home", "/root", "/srv"):
     for root, dirs, names in os.walk(top):
-        dirs[:] = [d for d in dirs if d not in ("_venvs", "site-packages")]
+        dirs[:] = [d for d in dirs if d not in ("venvs", "site-packages")]
         for name in names:
             path = os.path.join(root, name)
             if path.startswith("/etc/prefect-worker/") and path.endswith(".env"):

@@ -20,7 +20,15 @@ CASES = {
     ),
     "privileged-healthcheck-port": (
         {"prefect_worker_environments": {**TWO_ENVS, "staging": {"branch": "main", "healthcheck_port": 80}}},
-        "each healthcheck_port must be between 1024 and 65535 (the workers run as the unprivileged prefect",
+        "each healthcheck_port must be between 1024 and 65535 (the workers run as unprivileged users",
+    ),
+    "service-user-name-too-long": (
+        {
+            "prefect_worker_environments": {
+                "production-of-the-western-region": {"branch": "production", "healthcheck_port": 8081}
+            }
+        },
+        "be at most 32 characters (useradd's limit); prefix 'prefect-', too long: prefect-production-of-the-western-region",
     ),
     "environment-not-a-pool-name": (
         {"prefect_worker_environments": {"Prod_Env": {"branch": "production", "healthcheck_port": 8081}}},
@@ -156,6 +164,7 @@ def test_invalid_input_fails_before_any_change(host, case):
     extra_vars, message = CASES[case]
     assert_rejected_without_change(host, CONVERGE, extra_vars, message, other_messages(CASES, case))
     assert not host.user("prefect").exists
+    assert not host.user("prefect-production").exists
 
 
 def test_a_branch_missing_on_the_remote_fails_before_any_change(host, remote_with_main_only):
