@@ -35,7 +35,6 @@ def test_the_layout_names_the_checkout_its_commit_and_venv_without_git(layout):
     assert layout.current_commit() == COMMIT
     assert layout.current_venv().name == "abcdef0123456789"
     assert layout.store == layout.env_dir / "venvs"
-    assert layout.shared_store == layout.env_dir.parent / "_venvs"
     assert layout.describe() == {
         "environment": "production",
         "commit": COMMIT,

@@ -65,11 +65,6 @@ class Layout:
         return self.env_dir / "venvs"
 
     @property
-    def shared_store(self) -> Path:
-        """The host's store of the layout before, shared by environments: only removed now."""
-        return self.env_dir.parent / SHARED_STORE
-
-    @property
     def restart_marker(self) -> Path:
         return self.env_dir / ".restart-worker"
 
