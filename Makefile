@@ -22,7 +22,7 @@ MOLECULE_JOBS ?= 2
 # each whole when it ends, so one part's failure may scroll away above another's output; at its end
 # `make test` prints every run's failures again (tools/test-failures.sh).
 TEST_LOGS := $(CURDIR)/.cache/test-logs
-KEEP_LOG = 2>&1 | tee $(TEST_LOGS)/$@.log
+KEEP_LOG = 2>&1 | { mkdir -p $(TEST_LOGS) && tee $(TEST_LOGS)/$@.log; }
 MOLECULE_LONGEST := prefect_worker/cloud prefect_worker/default dask_swarm/default prefect_server/postgresql \
   docker_swarm/default prefect_objects/default haproxy/default prefect_server/default
 
@@ -116,11 +116,9 @@ unit: unit-tests integration-tests ## Unit tests, the collection's among them, a
 # Two runs, so that `make test` keeps both cores busy beside lint (each pytest uses one).
 .PHONY: unit-tests integration-tests
 unit-tests: venv wheelhouse
-	@mkdir -p $(TEST_LOGS)
 	$(ANSIBLE_ENV) $(BIN)/pytest tests/unit $(COLLECTION)/tests/unit $(KEEP_LOG)
 
 integration-tests: venv wheelhouse
-	@mkdir -p $(TEST_LOGS)
 	$(ANSIBLE_ENV) $(BIN)/pytest tests/integration $(KEEP_LOG)
 
 .PHONY: molecule
@@ -136,7 +134,6 @@ e2e: e2e-inventory e2e-lab ## Every end-to-end test: a fleet from an inventory o
 
 .PHONY: e2e-inventory
 e2e-inventory: venv image wheelhouse ## End to end on a fleet of its own (three environments, a shared label): up, routed, pruned, down
-	@mkdir -p $(TEST_LOGS)
 	$(ANSIBLE_ENV) $(BIN)/pytest tests/inventory --durations=5 $(KEEP_LOG)
 
 .PHONY: e2e-lab
@@ -145,7 +142,6 @@ e2e-lab: lab ## End-to-end tests on the lab fleet (brings it up first)
 
 .PHONY: e2e-lab-tests
 e2e-lab-tests: venv ## The lab's end-to-end tests alone, on a lab that is up (make lab)
-	@mkdir -p $(TEST_LOGS)
 	$(ANSIBLE_ENV) LAB_INVENTORY=$(INVENTORY) $(BIN)/pytest tests/lab -m "not long" --durations=15 $(KEEP_LOG)
 
 .PHONY: e2e-long

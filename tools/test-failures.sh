@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`'s last word: given its exit status and the folder of its pytest runs' logs, print
-# each run's failures again (the lines of pytest's short summary) when the suite failed, so that a failure of a
-# part run beside another is at the end of the output, not only where that part's output was.
-# Keeps the exit status.
+# each run's failures again (the lines of pytest's short summary) when the suite failed, so that a
+# failure of a part run beside another is at the end of the output, not only where that part's
+# output was. Keeps the exit status.
 status=$1 logs=$2
 if ((status)) && [[ -d $logs ]]; then
   echo "test: failed (exit $status); the failures of each pytest run:"

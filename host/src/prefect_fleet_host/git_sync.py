@@ -171,7 +171,7 @@ def sync(settings: dict[str, str]) -> list[str]:
     lines = [check_out(layout, commit, [requirements_path])]
 
     # The flows' virtualenv: rebuilt only when the requirements (or Prefect's pin) change. The lock
-    # keeps a sync started by hand (prefect-fleet sync) and the timer's from building at once.
+    # keeps a `prefect-fleet git-sync` run by hand beside the unit's from building at once.
     with open(layout.store / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         requirements = layout.current / requirements_path
