@@ -61,6 +61,7 @@ class Api:
 # What Lab.of resolves: the fleet variables the tests and benchmarks need.
 FLEET_VARIABLES = [
     "fleet_prefect_api_url",
+    "fleet_prefect_environment_apis",
     "fleet_prefect_version",
     "prefect_server_auth_string",
     "lab_state_dir",
@@ -126,6 +127,11 @@ class Lab:
     @property
     def api(self) -> Api:
         return Api(self.api_url, self.server["prefect_server_auth_string"])
+
+    def api_for(self, environment: str) -> Api:
+        """The API of an environment's server tier, with that tier's credential."""
+        api = self.server["fleet_prefect_environment_apis"][environment]
+        return Api(api["url"], api["auth_string"])
 
     def get(self, path: str, auth: bool = True) -> tuple[int, bytes]:
         """GET a path of the server (relative to the UI's root) from the controller."""

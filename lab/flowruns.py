@@ -41,7 +41,7 @@ def describe(lab: Lab, run: Run) -> str:
     """A run that did not complete, told for a failing test: its state and message, its own log
     lines, and what its host's worker journaled while it ran (a run that crashed before its engine
     could log, e.g. on loading its flow or reaching the API, left its cause only there)."""
-    api = lab.api
+    api = lab.api_for(run.environment)
     found = api.call("GET", f"/flow_runs/{run.id}")
     lines = [f"{run.deployment} ({run.environment}, {run.label}) run {run.id}: {run.state}: {run.message}"]
     for _ in range(10):  # logs reach the API in batches, a moment after the final state
@@ -140,14 +140,18 @@ def report_of(api: Api, run_id: str, marker: str | tuple[str, ...] = "FLEET_REPO
 
 def main(argv: list[str]) -> int:
     lab = Lab.of(argv[0] if argv else "inventories/lab")
-    api = lab.api
+    # Each environment's runs on its own server tier's API.
     runs = [
-        start(api, d["flow"], f"{d['name']}-{env}-{label}", env, label, d.get("parameters"))
+        start(lab.api_for(env), d["flow"], f"{d['name']}-{env}-{label}", env, label, d.get("parameters"))
         for d, env, label in targets(lab.server["fleet_environments"])
     ]
     # A bound for a stall only (it returns when the last run ends): tests/inventory brings its
-    # fleet up with this, at a small share of the CPU beside the lab's tests.
-    wait(api, runs, timeout=900)
+    # fleet up with this, at a small share of the CPU beside the lab's tests. The environments'
+    # runs go on together; each API's are waited for in turn.
+    deadline = time.monotonic() + 900
+    for environment in lab.server["fleet_environments"]:
+        mine = [run for run in runs if run.environment == environment]
+        wait(lab.api_for(environment), mine, timeout=max(1.0, deadline - time.monotonic()))
     rows = [("deployment", "environment", "label", "host", "commit", "state")]
     for run in runs:
         report = run.report or {}

@@ -25,11 +25,14 @@ def write_lab_inventory(
     groups: dict[str, dict[str, dict]],
     environments: dict[str, dict] | None = None,
     settings: dict | None = None,
+    children: dict[str, list[str]] | None = None,
+    group_vars: dict[str, dict] | None = None,
 ) -> Path:
     """Copy inventories/lab to `dest`, then give it `groups` ({group: {host: hostvars}}), `network`
-    and `subnet`, and optionally other `environments` (fleet_environments) and other lab
-    `settings`. Keys, secrets and caches stay under this checkout (lab_root). Writing over an
-    inventory written before keeps its directory (a second converge of the same lab)."""
+    and `subnet`, and optionally other `environments` (fleet_environments), other lab `settings`,
+    `children` ({group: [child group, ...]}) and `group_vars` ({group: {variable: value}}). Keys,
+    secrets and caches stay under this checkout (lab_root). Writing over an inventory written
+    before keeps its directory (a second converge of the same lab)."""
     shutil.copytree(ROOT / "inventories" / "lab", dest, dirs_exist_ok=True)
     settings_file = dest / "group_vars" / "all" / "lab.yml"
     lab = yaml.safe_load((ROOT / "inventories" / "lab" / "group_vars" / "all" / "lab.yml").read_text())
@@ -39,8 +42,12 @@ def write_lab_inventory(
         (dest / "group_vars" / "all" / "environments.yml").write_text(
             yaml.safe_dump({"fleet_environments": environments}, sort_keys=False)
         )
-    children = {group: {"hosts": hosts} for group, hosts in groups.items()}
-    (dest / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": children}}, sort_keys=False))
+    tree = {group: {"hosts": hosts} for group, hosts in groups.items()}
+    for group, subgroups in (children or {}).items():
+        tree.setdefault(group, {})["children"] = {child: {} for child in subgroups}
+    (dest / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": tree}}, sort_keys=False))
+    for group, variables in (group_vars or {}).items():
+        (dest / "group_vars" / f"{group}.yml").write_text(yaml.safe_dump(variables, sort_keys=False))
     return dest
 
 

@@ -1,18 +1,21 @@
 """End to end on a lab fleet from an inventory of its own: three environments (a third, `qa`, on
-branch `qa`), a label shared by two hosts, the database on the server's own host. It comes up with
-`make lab INVENTORY=...` and no code change, routes every run by environment and label, and a
-converge after dropping an environment and a label stops what they ran; the next changes nothing.
+branch `qa`), a label shared by two hosts, production's database on its server's own host, and
+staging and qa on a server tier of their own (a second server, its own credential). It comes up
+with `make lab INVENTORY=...` and no code change, routes every run by environment and label to
+its own server, and a converge after dropping an environment and a label stops what they ran;
+the next changes nothing.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.error
 from collections import Counter
 
 import pytest
 
 from lab.ansible import playbook, recaps, task_results
-from lab.fleet import Lab, worker_process
+from lab.fleet import Api, Lab, worker_process
 from lab.flowruns import start, wait
 from lab.inventory import write_lab_inventory
 from prefect_fleet_host.layout import Layout
@@ -21,12 +24,22 @@ from tests.conftest import run
 pytestmark = pytest.mark.lab
 
 NETWORK = "prefect-fleet-lab-alt"
+# Production alone on the prefect_server group's host; staging and qa on a tier of their own.
+TIER = "alt_staging_server"
 ENVIRONMENTS = {
     "production": {"branch": "production", "healthcheck_port": 8081},
-    "staging": {"branch": "main", "healthcheck_port": 8082},
-    "qa": {"branch": "qa", "healthcheck_port": 8083},
+    "staging": {"branch": "main", "healthcheck_port": 8082, "server": TIER},
+    "qa": {"branch": "qa", "healthcheck_port": 8083, "server": TIER},
 }
 SERVER = {"alt-prefect-01": {"ansible_host": "172.30.78.10"}}
+TIER_SERVER = {"alt-prefect-02": {"ansible_host": "172.30.78.11"}}
+# What group_vars/<tier> holds in a real inventory: the tier's own credential (from the vault) and
+# SQLite (the prefect_database host holds the default tier's database).
+TIER_VARS = {
+    "vault_prefect_server_auth_string": "admin:{{ lookup('ansible.builtin.password', lab_state_dir ~ "
+    "'/secrets/server-auth-alt-staging', length=24, chars=['ascii_letters', 'digits']) }}",
+    "fleet_prefect_database_backend": "sqlite",
+}
 # alt-data05 and alt-data06 share `etl`; both carry labels flows/deployments.yml targets.
 WORKERS = {
     "alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["atd-data02", "etl"]},
@@ -37,6 +50,7 @@ WORKERS = {
 def groups(workers: dict) -> dict:
     return {
         "prefect_server": SERVER,
+        TIER: TIER_SERVER,
         # PostgreSQL on the server's own host: a smaller fleet, the same roles.
         "prefect_database": SERVER,
         "prefect_workers": workers,
@@ -49,7 +63,14 @@ def write(path, environments: dict, workers: dict):
     # background of the main lab's tests, which must keep the machine first (alone, the weight
     # changes nothing: it only splits CPU that two containers both want).
     return write_lab_inventory(
-        path, NETWORK, "172.30.78.0/24", groups(workers), environments=environments, settings={"lab_cpu_shares": 16}
+        path,
+        NETWORK,
+        "172.30.78.0/24",
+        groups(workers),
+        environments=environments,
+        settings={"lab_cpu_shares": 16},
+        children={"prefect_server": [TIER]},
+        group_vars={TIER: TIER_VARS},
     )
 
 
@@ -90,9 +111,9 @@ def test_make_lab_brings_it_up_and_runs_every_flow_where_it_belongs(alt):
 
 def test_the_shared_label_spreads_each_environments_runs_over_its_two_hosts(alt):
     lab = Lab.of(str(alt[0]))
-    api = lab.api
     branches = lab.branch_heads()
     for environment in ("qa", "staging"):
+        api = lab.api_for(environment)
         runs = [start(api, "fleet-report", f"etl-report-{environment}-etl", environment, "etl") for _ in range(10)]
         # A bound for a stall only: in `make test` this fleet runs at 1/64 of the CPU weight of
         # the lab's tests beside it (733 s for the module in CI22, 309 s alone).
@@ -103,6 +124,42 @@ def test_the_shared_label_spreads_each_environments_runs_over_its_two_hosts(alt)
         for flow_run in runs:
             assert (flow_run.report["environment"], flow_run.report["commit"]) == (environment, commit)
             assert Layout.of(f"/opt/prefect/{environment}").commit_of(flow_run.report["cwd"]) == commit
+
+
+def test_production_is_alone_on_its_server_and_staging_and_qa_share_another(alt):
+    lab = Lab.of(str(alt[0]))
+    production, staging = lab.api_for("production"), lab.api_for("staging")
+    assert production.url.startswith("http://172.30.78.10:")
+    assert staging.url.startswith("http://172.30.78.11:")
+    assert lab.api_for("qa").url == staging.url
+    distinct = production.auth != staging.auth and "" not in (production.auth, staging.auth)
+    assert distinct, "each tier has a credential of its own"
+
+    def names(api: Api, kind: str) -> list[str]:
+        return sorted(item["name"] for item in api.call("POST", f"/{kind}/filter", {}))
+
+    # Each server holds its environments' pools and deployments, and nothing of the other's.
+    assert names(production, "work_pools") == ["production"]
+    assert names(staging, "work_pools") == ["qa", "staging"]
+    on_production, on_staging = names(production, "deployments"), names(staging, "deployments")
+    assert on_production
+    assert all("-production-" in name for name in on_production), on_production
+    assert on_staging
+    assert not [name for name in on_staging if "-production-" in name], on_staging
+    # Staging's credential opens nothing on production's server.
+    for kind in ("deployments", "block_documents", "work_pools"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            Api(production.url, staging.auth).call("POST", f"/{kind}/filter", {})
+        assert refused.value.code == 401, kind
+    # On each worker host, each environment's settings name its own tier's API and credential only.
+    for host in WORKERS:
+        for environment, own, other in (("production", production, staging), ("staging", staging, production)):
+            settings = lab.ssh(host, f"cat /etc/prefect-worker/{environment}.env").stdout
+            # Booleans first, so that a failure prints no credential.
+            right = f'PREFECT_API_URL="{own.url}"' in settings and f'PREFECT_API_AUTH_STRING="{own.auth}"' in settings
+            leak = other.auth in settings
+            assert right, f"{host}: {environment}.env does not hold its own tier's API and credential"
+            assert not leak, f"{host}: {environment}.env holds the other tier's credential"
 
 
 def worker_command_line(lab: Lab, host: str, environment: str) -> str:

@@ -138,3 +138,35 @@ def test_a_bad_inventory_is_rejected(tmp_path, inventory, message):
     rc, out = _preflight(tmp_path, inventory)
     assert rc != 0
     assert message in out
+
+
+def _tiered(staging_auth: str) -> dict:
+    """Production on the default tier (HA), staging on a tier of its own with staging_auth."""
+    inventory = _inventory(HA_SERVERS, prefect_database=DB, **HA_PARTS)
+    children = inventory["all"]["children"]
+    children["prefect_server"]["children"] = {"staging_server": {}}
+    children["staging_server"] = {
+        "hosts": {"atd-prefect-03": {}},
+        "vars": {"vault_prefect_server_auth_string": staging_auth, "fleet_prefect_database_backend": "sqlite"},
+    }
+    inventory["all"]["vars"] = {
+        "vault_prefect_server_auth_string": "admin:production-0123456789",
+        "fleet_environments": {
+            "production": {"branch": "production", "healthcheck_port": 8081},
+            "staging": {"branch": "main", "healthcheck_port": 8082, "server": "staging_server"},
+        },
+    }
+    return inventory
+
+
+def test_an_environment_on_a_server_tier_of_its_own_passes(tmp_path):
+    rc, out = _preflight(tmp_path, _tiered("admin:staging-0123456789"))
+    assert rc == 0, out
+
+
+def test_two_server_tiers_with_one_credential_are_rejected_without_showing_it(tmp_path):
+    # Every other rule of the tiers: the fleet_tiers filter's unit tests, one case each.
+    rc, out = _preflight(tmp_path, _tiered("admin:production-0123456789"))
+    assert rc != 0
+    assert "the server tiers 'prefect_server' and 'staging_server' share one credential" in out
+    assert "production-0123456789" not in out

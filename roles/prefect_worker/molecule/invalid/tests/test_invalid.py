@@ -55,7 +55,14 @@ CASES = {
     ),
     "api-url-not-a-url": (
         {"prefect_worker_api_url": "atd-prefect-01:4200"},
-        "prefect_worker_api_url must be an http(s) URL",
+        "prefect_worker_api_url (and each url of prefect_worker_environment_apis) must be an http(s) URL",
+    ),
+    "environment-api-not-a-url": (
+        {
+            "prefect_worker_environments": {**TWO_ENVS, "staging": {"branch": "main", "healthcheck_port": 8082}},
+            "prefect_worker_environment_apis": {"staging": {"url": "staging-server:4200"}},
+        },
+        "must be an http(s) URL, got 'http://prefect-server:4200/api', 'staging-server:4200'",
     ),
     "sync-interval-too-short": ({"prefect_worker_sync_interval": 2}, "prefect_worker_sync_interval must be at least 5"),
     "no-concurrency": ({"prefect_worker_concurrency_limit": 0}, "prefect_worker_concurrency_limit must be at least 1"),
@@ -69,7 +76,8 @@ CASES = {
     ),
     "malformed-auth-string": (
         {"prefect_worker_api_auth_string": "no-colon"},
-        "prefect_worker_api_auth_string must be empty or 'user:password'",
+        "The auth string of production (prefect_worker_api_auth_string or prefect_worker_environment_apis) must be"
+        " empty or 'user:password'",
     ),
     "heartbeat-below-prefects-minimum": (
         {"prefect_worker_flow_heartbeat_seconds": 10},
@@ -130,8 +138,8 @@ CASES = {
     ),
     "cloud-key-with-a-server-url": (
         {"prefect_worker_api_key": "pnu_molecule"},
-        "prefect_worker_api_key (Prefect Cloud) excludes prefect_worker_api_auth_string, has no whitespace or quotes,"
-        " and needs prefect_worker_api_url to be a workspace URL",
+        "The Prefect Cloud API key of production (prefect_worker_api_key or prefect_worker_environment_apis) excludes"
+        " an auth string, has no whitespace or quotes, and needs the URL to be a workspace URL",
     ),
     "removal-not-a-choice": (
         {"prefect_worker_deployments_removal": "archive"},

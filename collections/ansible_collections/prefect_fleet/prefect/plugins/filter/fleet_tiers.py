@@ -1,0 +1,270 @@
+# Copyright: prefect-fleet maintainers
+# SPDX-License-Identifier: Apache-2.0
+"""Filters that route each environment to its Prefect server tier.
+
+A server tier is an inventory group of Prefect server hosts with one credential of its own. The
+environments of fleet_environments use the `prefect_server` group's hosts unless one names a tier
+of its own (`fleet_environments.<env>.server: <group>`, a child group of `prefect_server`): the
+default tier is then the `prefect_server` hosts that no named tier holds. A tier's credential is
+its hosts' `fleet_prefect_api_auth_string` (group_vars/<tier> sets its vault value), its API its
+one server's address and port. Plain Python, unit-tested on recorded inputs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+DEFAULT_TIER = "prefect_server"
+GROUP_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _tier_name(settings):
+    server = (settings or {}).get("server", DEFAULT_TIER) if isinstance(settings, dict) else DEFAULT_TIER
+    return DEFAULT_TIER if server in (None, "") else server
+
+
+def _named_tiers(environments):
+    return sorted({str(_tier_name(s)) for s in (environments or {}).values()} - {DEFAULT_TIER})
+
+
+def server_tiers(groups, hostvars, environments, default_port=4200):
+    """The inventory's groups -> {tier: {hosts, environments, replicas}}, the default tier first.
+
+    replicas are the tier's API processes, {name, host, address, port}, one per port of each host's
+    fleet_prefect_server_ports. A named tier missing from the inventory has no hosts here (the
+    preflight names it; environment_apis refuses to route to it)."""
+    named = _named_tiers(environments)
+    servers = list(groups.get(DEFAULT_TIER) or [])
+    held = {host for tier in named for host in groups.get(tier) or []}
+    tiers = {}
+    for tier in [DEFAULT_TIER, *named]:
+        hosts = [h for h in servers if h not in held] if tier == DEFAULT_TIER else list(groups.get(tier) or [])
+        replicas = []
+        for host in hosts:
+            facts = hostvars.get(host) or {}
+            for port in facts.get("fleet_prefect_server_ports") or [default_port]:
+                replicas.append(
+                    {
+                        "name": f"{host}-{port}",
+                        "host": host,
+                        "address": facts.get("ansible_host", host),
+                        "port": int(port),
+                    }
+                )
+        tiers[tier] = {
+            "hosts": hosts,
+            "environments": [e for e, s in (environments or {}).items() if _tier_name(s) == tier],
+            "replicas": replicas,
+        }
+    return tiers
+
+
+def server_tier_of(tiers, host):
+    """The tier whose hosts hold `host`; the default tier for any other host (workers, clients)."""
+    for tier, spec in tiers.items():
+        if tier != DEFAULT_TIER and host in spec["hosts"]:
+            return tier
+    return DEFAULT_TIER
+
+
+def environment_apis(tiers, hostvars, default_api):
+    """{environment: {url, auth_string, api_key}}: how each environment's workers, registrar and
+    flows reach its API. The default tier's environments get default_api (the server, its load
+    balancer or Prefect Cloud); a named tier's get its server's URL and its hosts' credential."""
+    apis = {}
+    for tier, spec in tiers.items():
+        for environment in spec["environments"]:
+            if tier == DEFAULT_TIER:
+                # The credential of the tier's hosts, not of the reading host's group variables
+                # (a named tier's server that is also a worker host has its own tier's).
+                auth = hostvars[spec["hosts"][0]]["fleet_prefect_api_auth_string"] if spec["hosts"] else None
+                apis[environment] = {**default_api, **({"auth_string": auth} if auth is not None else {})}
+                continue
+            if not spec["hosts"]:
+                # Never fall back to another tier's API: its credential is not this environment's.
+                raise AnsibleFilterError(
+                    f"fleet_environments.{environment}.server names {tier!r}, a group with no hosts in the inventory."
+                )
+            # A named tier is one server (server_tier_problems): its first replica is its API. Read
+            # here, not as that host's fleet_prefect_api_url: ansible-core 2.19 does not template a
+            # variable that uses `hostvars` when another host reads it through hostvars[...].
+            replica = spec["replicas"][0]
+            apis[environment] = {
+                "url": f"http://{replica['address']}:{replica['port']}/api",
+                "auth_string": hostvars[spec["hosts"][0]]["fleet_prefect_api_auth_string"],
+                "api_key": "",
+            }
+    return apis
+
+
+def api_groups(apis, environments):
+    """[{url, auth_string, api_key, environments}]: the given environments grouped by the API they
+    use, in order of first appearance (one call per API reads all its pools)."""
+    groups = []
+    for environment in environments:
+        api = apis[environment]
+        for group in groups:
+            if (group["url"], group["auth_string"], group["api_key"]) == (
+                api["url"],
+                api["auth_string"],
+                api["api_key"],
+            ):
+                group["environments"].append(environment)
+                break
+        else:
+            groups.append({**api, "environments": [environment]})
+    return groups
+
+
+def merged_pool_readings(results):
+    """The registered results of work_pool_info, one per API -> one reading {pools, ...}: the
+    pools of all, or, when one API did not answer, that result (without `pools`) as it is."""
+    results = [r for r in results if not r.get("skipped")]
+    if not results:
+        return {}
+    for result in results:
+        if "pools" not in result:
+            return result
+    merged = {key: value for key, value in results[0].items() if key != "pools"}
+    merged["pools"] = {name: pool for result in results for name, pool in result["pools"].items()}
+    return merged
+
+
+def tier_objects(environments, all_environments, queues, secret_blocks, notifications):
+    """One tier's share of the fleet's Prefect objects: the queues of its pools, the Secret blocks
+    of its environments and the notifications on them, each narrowed to the tier's environments
+    (one being removed is removed from every tier). What names no environment of the fleet stays
+    in every share, for the prefect_objects role's checks to refuse."""
+    ours = set(environments)
+    ours.update(e for e in _mentioned(queues, secret_blocks, notifications) if e not in set(all_environments))
+    kept = []
+    for notification in notifications or []:
+        mine = [e for e in notification.get("environments", ["production"]) if e in ours]
+        if mine or notification.get("state", "present") == "absent":
+            kept.append({**notification, "environments": mine})
+    return {
+        "queues": [q for q in queues or [] if q.get("pool") in ours],
+        "secret_blocks": {e: s for e, s in (secret_blocks or {}).items() if e in ours},
+        "notifications": kept,
+    }
+
+
+def _mentioned(queues, secret_blocks, notifications):
+    yield from (q.get("pool") for q in queues or [])
+    yield from (secret_blocks or {})
+    for notification in notifications or []:
+        yield from notification.get("environments", ["production"])
+
+
+def _auth_of(hostvars, host):
+    return str((hostvars.get(host) or {}).get("fleet_prefect_api_auth_string", ""))
+
+
+def server_tier_problems(groups, hostvars, environments, cloud=False):
+    """Every rule the environments' server tiers break, one message each (empty when valid)."""
+    problems = []
+    if not isinstance(environments, dict):
+        return problems  # the worker role's preflight names a malformed fleet_environments
+    for environment, settings in environments.items():
+        server = _tier_name(settings)
+        if not isinstance(server, str) or not GROUP_PATTERN.match(server):
+            problems.append(
+                f"fleet_environments.{environment}.server must be the name of an inventory group, got {server!r}."
+            )
+    named = [t for t in _named_tiers(environments) if GROUP_PATTERN.match(t)]
+    if named and cloud:
+        problems.append(
+            f"fleet_environments name server tiers ({', '.join(named)}) while the fleet uses Prefect Cloud: "
+            "a server tier is a group of Prefect server hosts."
+        )
+        return problems
+    servers = set(groups.get(DEFAULT_TIER) or [])
+    owner = {}
+    for tier in named:
+        hosts = list(groups.get(tier) or [])
+        users = ", ".join(e for e, s in environments.items() if _tier_name(s) == tier)
+        if not hosts:
+            problems.append(f"the server tier {tier!r} of {users} has no hosts: add the group to the inventory.")
+            continue
+        outside = [h for h in hosts if h not in servers]
+        if outside:
+            problems.append(
+                f"the server tier {tier!r} holds hosts outside {DEFAULT_TIER} ({', '.join(outside)}): "
+                f"make {tier} a child group of {DEFAULT_TIER}, so that the server plays converge it."
+            )
+        for host in hosts:
+            if host in owner:
+                problems.append(f"{host} is in two server tiers, {owner[host]} and {tier}: a host serves one tier.")
+            owner.setdefault(host, tier)
+        for host in hosts:
+            facts = hostvars.get(host) or {}
+            ports = facts.get("fleet_prefect_server_ports") or []
+            if len(hosts) > 1 or len(ports) > 1:
+                problems.append(
+                    f"the server tier {tier!r} has several API replicas: a named tier is one server in this release "
+                    f"(the HA setup's database, Redis and load balancer serve {DEFAULT_TIER} alone)."
+                )
+                break
+            if facts.get("prefect_server_database_backend", "sqlite") != "sqlite":
+                problems.append(
+                    f"the server tier {tier!r} ({host}) sets a database backend other than sqlite: the prefect_database "
+                    f"host holds {DEFAULT_TIER}'s database, which another tier must not share."
+                )
+    tiers = server_tiers(groups, hostvars, environments)
+    if (
+        named
+        and any(_tier_name(s) == DEFAULT_TIER for s in environments.values())
+        and servers
+        and not tiers[DEFAULT_TIER]["hosts"]
+    ):
+        problems.append(
+            f"every host of {DEFAULT_TIER} is in a named tier, so the environments without `server` have no server."
+        )
+    used = {t: spec for t, spec in tiers.items() if spec["hosts"] and spec["environments"]}
+    credentials = {}
+    for tier, spec in used.items():
+        auths = {_auth_of(hostvars, h) for h in spec["hosts"]}
+        if len(auths) > 1:
+            problems.append(
+                f"the hosts of the server tier {tier!r} disagree on its credential (vault_prefect_server_auth_string): "
+                "set it once, in the tier group's variables."
+            )
+        credentials[tier] = sorted(auths)[0]
+    if len(used) > 1:
+        for tier, credential in credentials.items():
+            if not credential:
+                problems.append(
+                    f"the server tier {tier!r} has no credential: with several tiers each needs its own "
+                    "vault_prefect_server_auth_string, or any environment's code could use it."
+                )
+        seen = {}
+        for tier, credential in credentials.items():
+            if credential and credential in seen:
+                problems.append(
+                    f"the server tiers {seen[credential]!r} and {tier!r} share one credential: give each its own "
+                    "vault_prefect_server_auth_string (group_vars/<tier>)."
+                )
+            seen.setdefault(credential, tier)
+    places = {}
+    for tier, spec in tiers.items():
+        for replica in spec["replicas"]:
+            place = f"{replica['address']}:{replica['port']}"
+            if place in places and places[place] != tier:
+                problems.append(f"the server tiers {places[place]!r} and {tier!r} both listen on {place}.")
+            places.setdefault(place, tier)
+    return problems
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "server_tiers": server_tiers,
+            "server_tier_of": server_tier_of,
+            "environment_apis": environment_apis,
+            "api_groups": api_groups,
+            "merged_pool_readings": merged_pool_readings,
+            "tier_objects": tier_objects,
+            "server_tier_problems": server_tier_problems,
+        }
