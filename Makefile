@@ -89,6 +89,10 @@ status: venv ## The fleet's state as a table (ARGS=--json: as JSON); exit 2 when
 rolling-restart: venv ## Restart the fleet host by host, losing no flow run (ARGS='--limit label_x -e drain=true')
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) playbooks/rolling_restart.yml $(ARGS)
 
+.PHONY: converge-under-load
+converge-under-load: venv ## On the lab: converge site.yml under a steady load of runs; every run must complete (a hand-over, an upgrade)
+	$(ANSIBLE_ENV) $(PY) -m lab.converge_under_load $(INVENTORY)
+
 .PHONY: lab-down
 lab-down: venv ## Remove the lab fleet
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) lab/down.yml

@@ -59,6 +59,17 @@ def task_results(output: str, role: str, task: str) -> list[tuple[str, str]]:
     return re.findall(r"^(\w+): \[([^\]]+)\]", section, re.M)
 
 
+def failures(output: str) -> str:
+    """Each task that failed in a playbook's output, with its failed results: what a test shows
+    when a long run failed far above the end of its output."""
+    found = []
+    for section in output.split("\nTASK [")[1:]:
+        failed = [line[:1500] for line in section.splitlines() if line.startswith("fatal: [")]
+        if failed:
+            found.append("TASK [" + section.splitlines()[0] + "\n" + "\n".join(failed))
+    return "\n".join(found)
+
+
 def recaps(output: str) -> dict[str, dict[str, int]]:
     """host -> counters, from every PLAY RECAP in an ansible-playbook output (later runs add up)."""
     totals: dict[str, dict[str, int]] = {}

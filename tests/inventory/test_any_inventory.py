@@ -8,16 +8,19 @@ the next changes nothing.
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 import urllib.error
 from collections import Counter
 
 import pytest
 
-from lab.ansible import playbook, recaps, task_results
-from lab.fleet import Api, Lab, worker_process
-from lab.flowruns import start, wait
+from lab.ansible import failures, playbook, recaps, task_results
+from lab.fleet import Api, Lab, deployment, wait_for, wait_for_checkouts, worker_process
+from lab.flowruns import describe, start, wait
 from lab.inventory import write_lab_inventory
+from lab.repo import push
 from prefect_fleet_host.layout import Layout
 from tests.conftest import run
 
@@ -45,6 +48,51 @@ WORKERS = {
     "alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["atd-data02", "etl"]},
     "alt-data06": {"ansible_host": "172.30.78.16", "fleet_labels": ["etl", "gis"]},
 }
+
+
+# A staging flow, pushed to `main`: with the credential it has (its run's own settings), it tries
+# production's server, and its own as a control (the same calls, which its own server answers).
+PROBE = '''"""Pushed by tests/inventory: a staging run tries production's API with its own credential."""
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+
+from prefect import flow, get_run_logger
+
+SECRET = "/block_types/slug/secret/block_documents/name/%s-lab-token?include_secrets=true"
+
+
+def call(api: str, method: str, path: str, body) -> str:
+    token = base64.b64encode(os.environ.get("PREFECT_API_AUTH_STRING", "").encode()).decode()
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": "Basic " + token, "Content-Type": "application/json"}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(api + path, data, headers, method=method), timeout=30) as r:
+            return "answered %d" % r.status
+    except urllib.error.HTTPError as error:
+        return "refused (%d)" % error.code
+    except OSError as error:
+        return "refused (%s)" % type(error).__name__
+
+
+@flow(name="FLOW_NAME")
+def probe(production_api: str, deployment_id: str) -> dict:
+    own = os.environ["PREFECT_API_URL"]
+    report = {
+        "list production's deployments": call(production_api, "POST", "/deployments/filter", {}),
+        "read production's Secret block": call(production_api, "GET", SECRET % "production", None),
+        "start a run of a production deployment": call(
+            production_api, "POST", "/deployments/%s/create_flow_run" % deployment_id, {}
+        ),
+        "control: list its own deployments": call(own, "POST", "/deployments/filter", {}),
+        "control: read its own Secret block": call(own, "GET", SECRET % "staging", None),
+    }
+    get_run_logger().info("FLEET_REPORT %s", json.dumps(report))
+    return report
+'''
 
 
 def groups(workers: dict) -> dict:
@@ -91,7 +139,7 @@ def alt(tmp_path_factory):
 
 def test_make_lab_brings_it_up_and_runs_every_flow_where_it_belongs(alt):
     inventory, up = alt
-    assert up.returncode == 0, up.stdout[-5000:] + up.stderr[-2000:]
+    assert up.returncode == 0, failures(up.stdout) + "\n" + up.stdout[-5000:] + up.stderr[-2000:]
     lab = Lab.of(str(inventory))
     branches = lab.branch_heads()
     assert set(branches) == {"production", "main", "qa"}, "the lab's remote got one branch per environment"
@@ -160,6 +208,61 @@ def test_production_is_alone_on_its_server_and_staging_and_qa_share_another(alt)
             leak = other.auth in settings
             assert right, f"{host}: {environment}.env does not hold its own tier's API and credential"
             assert not leak, f"{host}: {environment}.env holds the other tier's credential"
+
+
+def test_a_staging_run_with_the_credential_it_has_is_refused_by_productions_server(alt, tmp_path):
+    lab = Lab.of(str(alt[0]))
+    production, staging = lab.api_for("production"), lab.api_for("staging")
+    target = deployment(production, "fleet-report", "etl-report-production-etl")
+    assert target, "production's deployment to try"
+
+    def production_runs() -> int:
+        return len(production.call("POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [target["id"]]}}}))
+
+    before = production_runs()
+    nonce = secrets.token_hex(3)
+    name, flow, path = f"probe-{nonce}", f"probe-flow-{nonce}", f"flows/probe/probe_{nonce}.py"
+    entry = f"  - name: {name}\n    entrypoint: probe/probe_{nonce}.py:probe\n    labels: [atd-data02]\n"
+    files = {path: PROBE.replace("FLOW_NAME", flow), "flows/deployments.yml": entry}
+    on_main = push(lab, tmp_path, "main", f"Add {flow}", files=files)
+    # Stall bounds: in `make test` this fleet runs at a small share of the CPU.
+    wait_for(lambda: deployment(staging, flow, f"{name}-staging-atd-data02"), 900, "the staging probe's deployment")
+    wait_for_checkouts(lab, "staging", on_main, 900)
+    parameters = {"production_api": production.url, "deployment_id": target["id"]}
+    (ran,) = wait(
+        staging, [start(staging, flow, f"{name}-staging-atd-data02", "staging", "atd-data02", parameters)], 900
+    )
+    assert ran.state == "COMPLETED", describe(lab, ran)
+    print("a staging run against production's server:", ran.report)
+    controls = {what: got for what, got in ran.report.items() if what.startswith("control:")}
+    assert set(controls.values()) == {"answered 200"}, controls
+    reached = {what: got for what, got in ran.report.items() if what not in controls and got != "refused (401)"}
+    assert not reached, f"a staging run reached production's server: {reached}"
+    assert production_runs() == before, "no run of production's deployment was created"
+
+
+def test_status_and_a_rolling_restart_of_the_servers_cover_both_tiers(alt):
+    inventory = alt[0]
+    lab = Lab.of(str(inventory))
+    status = run(["make", "--no-print-directory", "status", f"INVENTORY={inventory}", "ARGS=--json"], timeout=900)
+    document = json.loads(status.stdout)
+    assert document["healthy"] is True, document.get("problems")
+    rows = {(row["host"], row["environment"]): row["online"] for row in document["workers"]}
+    assert rows == {(host, environment): True for host in WORKERS for environment in ENVIRONMENTS}, rows
+
+    servers = [*SERVER, *TIER_SERVER]
+    started = "systemctl show -p ActiveEnterTimestampMonotonic --value prefect-server"
+    before = {host: lab.ssh(host, started).stdout.strip() for host in servers}
+    playbook(inventory, "playbooks/rolling_restart.yml", "--limit", "prefect_server", timeout=1800)
+    after = {host: lab.ssh(host, started).stdout.strip() for host in servers}
+    assert [host for host in servers if after[host] == before[host]] == [], "every server restarted"
+    # Each server paused and resumed its own tier's pools; each environment's runs go on.
+    for environment in ENVIRONMENTS:
+        assert lab.api_for(environment).call("GET", f"/work_pools/{environment}")["is_paused"] is False, environment
+    runs = [start(lab.api_for(env), "fleet-report", f"etl-report-{env}-etl", env, "etl") for env in ENVIRONMENTS]
+    for flow_run in runs:
+        wait(lab.api_for(flow_run.environment), [flow_run], timeout=900)
+    assert [flow_run.state for flow_run in runs] == ["COMPLETED"] * len(ENVIRONMENTS)
 
 
 def worker_command_line(lab: Lab, host: str, environment: str) -> str:

@@ -55,14 +55,15 @@ CASES = {
     ),
     "api-url-not-a-url": (
         {"prefect_worker_api_url": "atd-prefect-01:4200"},
-        "prefect_worker_api_url (and each url of prefect_worker_environment_apis) must be an http(s) URL",
+        "prefect_worker_api_url (and each url of prefect_worker_environment_apis) must be an http(s) URL, got"
+        " 'atd-prefect-01:4200'",
     ),
     "environment-api-not-a-url": (
         {
             "prefect_worker_environments": {**TWO_ENVS, "staging": {"branch": "main", "healthcheck_port": 8082}},
             "prefect_worker_environment_apis": {"staging": {"url": "staging-server:4200"}},
         },
-        "must be an http(s) URL, got 'http://prefect-server:4200/api', 'staging-server:4200'",
+        "an http(s) URL, got 'http://prefect-server:4200/api', 'staging-server:4200'",
     ),
     "sync-interval-too-short": ({"prefect_worker_sync_interval": 2}, "prefect_worker_sync_interval must be at least 5"),
     "no-concurrency": ({"prefect_worker_concurrency_limit": 0}, "prefect_worker_concurrency_limit must be at least 1"),
