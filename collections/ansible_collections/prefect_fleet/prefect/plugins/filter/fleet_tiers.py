@@ -30,7 +30,7 @@ def _named_tiers(environments):
 
 
 def server_tiers(groups, hostvars, environments, default_port=4200):
-    """The inventory's groups -> {tier: {hosts, environments, replicas}}, the default tier first.
+    """The inventory's groups -> {tier: {hosts, environments, replicas, url}}, the default tier first.
 
     replicas are the tier's API processes, {name, host, address, port}, one per port of each host's
     fleet_prefect_server_ports. A named tier missing from the inventory has no hosts here (the
@@ -53,10 +53,13 @@ def server_tiers(groups, hostvars, environments, default_port=4200):
                         "port": int(port),
                     }
                 )
+        first = replicas[0] if replicas else {"address": "", "port": default_port}
         tiers[tier] = {
             "hosts": hosts,
             "environments": [e for e, s in (environments or {}).items() if _tier_name(s) == tier],
             "replicas": replicas,
+            # Its first replica's API: a single server's (an HA tier's clients use its load balancer).
+            "url": f"http://{first['address']}:{first['port']}/api",
         }
     return tiers
 
@@ -87,12 +90,11 @@ def environment_apis(tiers, hostvars, default_api):
                 raise AnsibleFilterError(
                     f"fleet_environments.{environment}.server names {tier!r}, a group with no hosts in the inventory."
                 )
-            # A named tier is one server (server_tier_problems): its first replica is its API. Read
-            # here, not as that host's fleet_prefect_api_url: ansible-core 2.19 does not template a
-            # variable that uses `hostvars` when another host reads it through hostvars[...].
-            replica = spec["replicas"][0]
+            # A named tier is one server (server_tier_problems): its url is its API. Not read as
+            # that host's fleet_prefect_api_url: ansible-core 2.19 does not template a variable
+            # that uses `hostvars` when another host reads it through hostvars[...].
             apis[environment] = {
-                "url": f"http://{replica['address']}:{replica['port']}/api",
+                "url": spec["url"],
                 "auth_string": hostvars[spec["hosts"][0]]["fleet_prefect_api_auth_string"],
                 "api_key": "",
             }

@@ -44,6 +44,7 @@ def test_an_environment_without_server_uses_the_prefect_server_hosts_that_no_nam
         "hosts": ["atd-prefect-02"],
         "environments": ["staging", "qa"],
         "replicas": [{"name": "atd-prefect-02-4200", "host": "atd-prefect-02", "address": "10.0.0.11", "port": 4200}],
+        "url": "http://10.0.0.11:4200/api",
     }
 
 
