@@ -1,9 +1,12 @@
 """The one client of the Prefect API that tests and benchmarks use, on the controller and on hosts.
 
-It retries what Prefect's own client retries (429, 502 and 503, with backoff): a busy server's
-transient answer (a SQLite "database is locked" is a 503, and its transaction was rolled back) is
-not a failed test. Standard library only, so that molecule verifiers can run this very file on a
-host (`host_api` in tests/molecule_checks.py):
+It retries what Prefect's own client (3.8's PrefectHttpxClient.send) retries, with backoff: the
+statuses 408, 429, 502 and 503 (a SQLite "database is locked" is a 503, and its transaction was
+rolled back), and, for a read, no answer in time or a connection the server dropped (a server
+starved of CPU, as tests/inventory's fleet is in `make test`, is slow, not failed). A write that
+got no answer is not sent again, unlike in Prefect's client: it may have been done, and a test must
+know how many runs it started. Standard library only, so that molecule verifiers can run this very
+file on a host (`host_api` in tests/molecule_checks.py):
 
     python3 -c "<this file>" --env-file /etc/prefect-worker/production.env GET /work_pools/production
 
@@ -20,18 +23,37 @@ import shlex
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
-# Statuses Prefect's client retries (prefect.client.base: 429, 502, 503).
-TRANSIENT = (429, 502, 503)
+# Statuses Prefect's client retries (prefect.client.base: 408, 429, 502, 503).
+TRANSIENT = (408, 429, 502, 503)
 ATTEMPTS = 6
+# No answer that Prefect's client retries too (httpx's ReadTimeout, ConnectTimeout, ReadError,
+# RemoteProtocolError): a timeout, or a connection reset or closed before the answer. Not a refused
+# connection: nothing listens there, and that is said at once.
+NO_ANSWER = (TimeoutError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
+def is_read(method: str, url: str) -> bool:
+    """A request that changes nothing, so that sending it twice is harmless: GET, and the API's
+    POST queries (…/filter, …/count, …/paginate)."""
+    last = urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    return method == "GET" or last in ("filter", "count", "paginate")
+
+
+def no_answer(error: OSError) -> bool:
+    """Whether `error` (raised by urlopen or by reading its answer) is one of NO_ANSWER."""
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    return isinstance(reason, NO_ANSWER)
 
 
 def request(
     url: str, method: str = "GET", body=None, headers: dict | None = None, timeout: float = 30, attempts: int = ATTEMPTS
 ) -> tuple[int, bytes]:
-    """(status, body) of `method url`, after retrying transient answers; an answer of any other
-    status is returned, not raised. No answer at all raises OSError."""
+    """(status, body) of `method url`, after retrying transient answers (and, for a read, missing
+    ones); an answer of any other status is returned, not raised. No answer at all, after the last
+    attempt for a read, raises OSError."""
     data = json.dumps(body).encode() if body is not None else None
     for attempt in range(attempts):
         req = urllib.request.Request(
@@ -43,6 +65,9 @@ def request(
         except urllib.error.HTTPError as error:
             if error.code not in TRANSIENT or attempt == attempts - 1:
                 return error.code, error.read()
+        except OSError as error:
+            if not (no_answer(error) and is_read(method, url)) or attempt == attempts - 1:
+                raise
         time.sleep(min(8.0, 0.5 * 2**attempt))
     raise AssertionError("unreachable")
 

@@ -18,9 +18,14 @@ from ansible.module_utils.urls import Request, make_context
 
 # Prefect's own rule for block names (raise_on_name_alphanumeric_dashes_only).
 BLOCK_NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
-# Statuses Prefect's client retries too; RETRIES attempts more, backing off from 0.5 s to 8 s.
-TRANSIENT = (429, 502, 503)
+# Statuses Prefect's client retries too (3.8's PrefectHttpxClient.send); RETRIES attempts more,
+# backing off from 0.5 s to 8 s.
+TRANSIENT = (408, 429, 502, 503)
 RETRIES = 5
+# No answer that Prefect's client retries too (httpx's timeouts, ReadError, RemoteProtocolError): a
+# busy server is slow, not gone. Only for reads here: a write that got no answer may have been done.
+NO_ANSWER = (TimeoutError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+READS = ("filter", "count", "paginate")
 
 API_ARGUMENT_SPEC = {
     "api_url": {"type": "str", "required": True},
@@ -32,10 +37,12 @@ API_ARGUMENT_SPEC = {
 
 
 class PrefectAPIError(Exception):
-    def __init__(self, status, message):
+    def __init__(self, status, message, no_answer=False):
         super().__init__(message)
         self.status = status
         self.message = message
+        # True when the server took the request but did not answer in time, or dropped it.
+        self.no_answer = no_answer
 
 
 def path_segment(value):
@@ -65,12 +72,15 @@ class PrefectAPI:
 
     def request(self, method, path, body=None):
         """Call the API; retry what the server marks as transient, as Prefect's own client does
-        (a busy SQLite answers 503 "database is locked", and its transaction was rolled back)."""
+        (a busy SQLite answers 503 "database is locked", and its transaction was rolled back), and
+        a read that got no answer."""
+        read = method == "GET" or path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] in READS
         for attempt in range(RETRIES + 1):
             try:
                 return self._request_once(method, path, body)
             except PrefectAPIError as error:
-                if error.status not in TRANSIENT or attempt == RETRIES:
+                again = error.status in TRANSIENT or (error.no_answer and read)
+                if not again or attempt == RETRIES:
                     raise
                 time.sleep(min(8.0, 0.5 * 2**attempt))
         raise AssertionError("unreachable")
@@ -94,7 +104,11 @@ class PrefectAPI:
                 detail = json.loads(detail).get("detail", detail)
             raise PrefectAPIError(error.code, f"{method} {url} answered {error.code}: {detail}") from error
         except URLError as error:
-            raise PrefectAPIError(None, f"cannot reach the Prefect API at {url}: {error.reason}") from error
+            no_answer = isinstance(error.reason, NO_ANSWER)
+            raise PrefectAPIError(None, f"cannot reach the Prefect API at {url}: {error.reason}", no_answer) from error
+        except NO_ANSWER as error:
+            # Raised while reading the answer, not wrapped in a URLError.
+            raise PrefectAPIError(None, f"no answer from the Prefect API at {url}: {error!r}", True) from error
         return json.loads(text) if text else None
 
     def get_or_none(self, path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from urllib.error import URLError
 
+import pytest
+
 from ansible_collections.prefect_fleet.prefect.plugins.modules import work_queue
 
 ARGS = {"pool": "production", "name": "atd-data02"}
@@ -61,6 +63,67 @@ def test_an_unreachable_api_is_named(monkeypatch, run_module):
     result = run_module(work_queue, ARGS)
     assert result["failed"] is True
     assert "cannot reach the Prefect API at http://prefect.test:4200/api/work_pools/production" in result["msg"]
+
+
+class Silent:
+    """Takes each request and answers none in time, as a server starved of CPU does."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def open(self, method, url, **_options):
+        self.calls.append((method, url))
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+class Answer:
+    def __init__(self, text):
+        self.text = text
+
+    def read(self):
+        return self.text
+
+
+def test_a_read_without_an_answer_is_asked_again_as_prefects_client_does(monkeypatch):
+    from ansible_collections.prefect_fleet.prefect.plugins.module_utils import api
+
+    monkeypatch.setattr(api.time, "sleep", lambda _seconds: None)
+    silent = Silent([TimeoutError("timed out"), URLError(ConnectionResetError()), Answer(b'{"name": "production"}')])
+    monkeypatch.setattr(api, "Request", lambda **_options: silent)
+    module = type("Module", (), {"params": {**api_params(), "timeout": 1}, "fail_json": None})()
+    assert api.PrefectAPI(module).request("GET", "/work_pools/production") == {"name": "production"}
+    assert len(silent.calls) == 3
+    silent.answers = [TimeoutError("timed out"), Answer(b"[]")]
+    assert api.PrefectAPI(module).request("POST", "/flow_runs/filter", {}) == []
+    assert len(silent.calls) == 5
+
+
+def test_a_write_without_an_answer_is_said_not_repeated(monkeypatch):
+    # It may have been done: creating it again could make two of it.
+    silent = Silent([TimeoutError("timed out")])
+    from ansible_collections.prefect_fleet.prefect.plugins.module_utils import api
+
+    monkeypatch.setattr(api, "Request", lambda **_options: silent)
+    module = type("Module", (), {"params": api_params(), "fail_json": None})()
+    with pytest.raises(
+        api.PrefectAPIError, match=r"no answer from the Prefect API at http://prefect\.test:4200/api/work_pools/"
+    ) as raised:
+        api.PrefectAPI(module).request("POST", "/work_pools/", {"name": "production"})
+    assert raised.value.no_answer
+    assert len(silent.calls) == 1
+
+
+def api_params():
+    return {
+        "api_url": "http://prefect.test:4200/api",
+        "auth_string": "",
+        "api_key": "",
+        "validate_certs": True,
+        "timeout": 30,
+    }
 
 
 def test_every_request_of_a_module_shares_one_tls_context(prefect, run_module, monkeypatch):
