@@ -1,5 +1,5 @@
 """The lab's flows repository, as a developer pushing to it: clone a branch, commit on it, push,
-cherry-pick a change to another branch, drop a deployment from the spec."""
+cherry-pick a change to another branch, revert a commit, drop a deployment from the spec."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ def cherry_pick(lab, tmp_path: Path, commit: str, source: str, target: str) -> s
     git(repo, "fetch", "-q", "origin", source, env=lab.git_env())
     git(repo, "cherry-pick", commit)
     git(repo, "push", "-q", "origin", target, env=lab.git_env())
+    return git(repo, "rev-parse", "HEAD")
+
+
+def revert(lab, tmp_path: Path, branch: str, commit: str) -> str:
+    """Undo `commit` on `branch` by a commit of its own (git revert), as a developer does."""
+    repo = clone(lab, tmp_path, branch)
+    git(repo, "revert", "--no-edit", commit)
+    git(repo, "push", "-q", "origin", branch, env=lab.git_env())
     return git(repo, "rev-parse", "HEAD")
 
 
