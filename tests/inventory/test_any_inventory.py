@@ -1,6 +1,7 @@
 """End to end on a lab fleet from an inventory of its own: three environments (a third, `qa`, on
-branch `qa`), a label shared by two hosts, staging and qa on the default server tier (PostgreSQL on
-its host), and production alone on a server tier of its own (a second server, its own credential). It comes up
+branch `qa`), a label shared by two hosts, staging and qa on the default server tier, and production
+alone on a server tier of its own (a second server, its own credential, its own database and login
+role in the PostgreSQL on the first server's host, which admits each tier to its own). It comes up
 with `make lab INVENTORY=...` and no code change, routes every run by environment and label to
 its own server, and a converge after dropping an environment and a label stops what they ran;
 the next changes nothing.
@@ -11,8 +12,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import urllib.error
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -28,8 +31,6 @@ pytestmark = pytest.mark.lab
 
 NETWORK = "prefect-fleet-lab-alt"
 # Production alone on a tier of its own; staging and qa on the prefect_server group's other host.
-# (The other way round, a named tier on SQLite stopped answering under staging's and qa's 20 runs
-# at once in CI: "database is locked" under the fleet's automations; docs/security.md.)
 TIER = "alt_production_server"
 ENVIRONMENTS = {
     "production": {"branch": "production", "healthcheck_port": 8081, "server": TIER},
@@ -40,13 +41,34 @@ ENVIRONMENTS = {
 # the main lab's tests take the machine (CI on 7c31fbc, at the workers' weight: a GET waited over 30 s).
 SERVER = {"alt-prefect-01": {"ansible_host": "172.30.78.10", "lab_cpu_shares": 64}}
 TIER_SERVER = {"alt-prefect-02": {"ansible_host": "172.30.78.11", "lab_cpu_shares": 64}}
-# What group_vars/<tier> holds in a real inventory: the tier's own credential (from the vault) and
-# SQLite (the prefect_database host holds the default tier's database).
+# What group_vars/<tier> holds in a real inventory: the tier's own credential and database password
+# (from the vault), its database on PostgreSQL.
 TIER_VARS = {
     "vault_prefect_server_auth_string": "admin:{{ lookup('ansible.builtin.password', lab_state_dir ~ "
     "'/secrets/server-auth-alt-production', length=24, chars=['ascii_letters', 'digits']) }}",
-    "fleet_prefect_database_backend": "sqlite",
+    "fleet_prefect_database_backend": "postgresql",
+    "vault_prefect_server_database_password": "{{ lookup('ansible.builtin.password', lab_state_dir ~ "
+    "'/secrets/database-alt-production', length=24, chars=['ascii_letters', 'digits']) }}",
 }
+# From a server host, a connection to a database of the tiers' PostgreSQL (host, database, role),
+# the role's password read from stdin: "connected", or why not.
+CONNECT = """
+import asyncio, sys
+import asyncpg
+host, database, user = sys.argv[1:4]
+async def connect():
+    try:
+        connection = await asyncpg.connect(
+            host=host, database=database, user=user, password=sys.stdin.read().strip(), timeout=30
+        )
+    except Exception as error:
+        return f"refused ({type(error).__name__}: {error})"
+    await connection.close()
+    return "connected"
+print(asyncio.run(connect()))
+"""
+# Where the prefect_server role installs its venvs (prefect_server_install_dir), one per version.
+SERVER_VENVS = "/opt/prefect-server/venvs"
 # alt-data05 and alt-data06 share `etl`; both carry labels flows/deployments.yml targets.
 WORKERS = {
     "alt-data05": {"ansible_host": "172.30.78.15", "fleet_labels": ["atd-data02", "etl"]},
@@ -213,6 +235,35 @@ def test_production_is_alone_on_its_server_and_staging_and_qa_share_another(alt)
             leak = other.auth in settings
             assert right, f"{host}: {environment}.env does not hold its own tier's API and credential"
             assert not leak, f"{host}: {environment}.env holds the other tier's credential"
+
+
+def test_each_tiers_database_admits_its_own_server_alone(alt):
+    """Each tier's server reaches its own database as its own role; with the other tier's password
+    in hand, neither reaches the other's: pg_hba has no line for it (the password is not even asked)."""
+    lab = Lab.of(str(alt[0]))
+    secrets_dir = Path(lab.server["lab_state_dir"]) / "secrets"
+    staging = ("prefect", "prefect", (secrets_dir / "database").read_text().strip())
+    production = (TIER, TIER, (secrets_dir / "database-alt-production").read_text().strip())
+    database_host = SERVER["alt-prefect-01"]["ansible_host"]
+
+    def connect(host: str, database: str, user: str, password: str) -> str:
+        python = f"$(ls -d {SERVER_VENVS}/*/bin/python | tail -1)"
+        command = f"{python} -c {shlex.quote(CONNECT)} {database_host} {database} {user}"
+        return lab.ssh(host, command, input=password).stdout.strip()
+
+    assert connect("alt-prefect-01", *staging) == "connected"
+    assert connect("alt-prefect-02", *production) == "connected"
+    for host, other in (("alt-prefect-02", staging), ("alt-prefect-01", production)):
+        got = connect(host, *other)
+        assert got.startswith("refused"), f"{host} to {other[0]}: {got}"
+        assert "pg_hba.conf" in got, f"{host} to {other[0]}: {got}"
+    # The Prefect server of each tier runs on its own database, as its own role.
+    for host, database in (("alt-prefect-01", "prefect"), ("alt-prefect-02", TIER)):
+        settings = lab.ssh(host, "grep -E '^PREFECT_SERVER_DATABASE_(NAME|USER)=' /etc/prefect-server/server.env")
+        assert settings.stdout.split() == [
+            f'PREFECT_SERVER_DATABASE_NAME="{database}"',
+            f'PREFECT_SERVER_DATABASE_USER="{database}"',
+        ]
 
 
 def test_a_staging_run_with_the_credential_it_has_is_refused_by_productions_server(alt, tmp_path):

@@ -7,7 +7,8 @@ environments of fleet_environments use the `prefect_server` group's hosts unless
 of its own (`fleet_environments.<env>.server: <group>`, a child group of `prefect_server`): the
 default tier is then the `prefect_server` hosts that no named tier holds. A tier's credential is
 its hosts' `fleet_prefect_api_auth_string` (group_vars/<tier> sets its vault value), its API its
-one server's address and port. Plain Python, unit-tested on recorded inputs.
+one server's address and port, its database SQLite on its host or, on PostgreSQL, a database and
+login role of its own on the prefect_database host. Plain Python, unit-tested on recorded inputs.
 """
 
 from __future__ import annotations
@@ -62,6 +63,63 @@ def server_tiers(groups, hostvars, environments, default_port=4200):
             "url": f"http://{first['address']}:{first['port']}/api",
         }
     return tiers
+
+
+def tier_database_name(tier):
+    """The PostgreSQL database, and its login role, of a tier on the prefect_database host: the
+    default tier's is `prefect` (as before tiers), a named tier's its group's name."""
+    return "prefect" if tier == DEFAULT_TIER else str(tier)
+
+
+def _backend(hostvars, host):
+    return str((hostvars.get(host) or {}).get("prefect_server_database_backend", "sqlite"))
+
+
+def tier_databases(tiers, hostvars, ha=False):
+    """[{tier, name, user, password, addresses, processes}]: a database and login role per tier on
+    PostgreSQL, for the prefect_database host, with the addresses of the tier's hosts (pg_hba
+    admits each to its own database only) and how many server processes connect (its API replicas,
+    and in HA the default tier's services process)."""
+    databases = []
+    for tier, spec in tiers.items():
+        hosts = spec["hosts"]
+        if not hosts or _backend(hostvars, hosts[0]) != "postgresql":
+            continue
+        name = tier_database_name(tier)
+        databases.append(
+            {
+                "tier": tier,
+                "name": name,
+                "user": name,
+                "password": str(hostvars[hosts[0]].get("prefect_server_database_password", "")),
+                "addresses": list(dict.fromkeys(str(r["address"]) for r in spec["replicas"])),
+                "processes": len(spec["replicas"]) + (1 if ha and tier == DEFAULT_TIER else 0),
+            }
+        )
+    return databases
+
+
+def _cidr(address):
+    if re.fullmatch(r"[0-9.]+", address):
+        return address + "/32"
+    return address + "/128" if ":" in address else address
+
+
+def tier_postgresql(databases):
+    """The postgresql role's inputs from tier_databases: {users, databases, hba_entries, processes}.
+    Each tier's hosts may reach its own database as its own role, by password (scram-sha-256), and
+    nothing else; processes is how many server processes connect, for max_connections."""
+    return {
+        "users": [{"name": d["user"], "password": d["password"]} for d in databases],
+        "databases": [{"name": d["name"], "owner": d["user"]} for d in databases],
+        "hba_entries": [
+            {"type": "host", "database": d["name"], "user": d["user"], "address": _cidr(a), "method": "scram-sha-256"}
+            for d in databases
+            for a in d["addresses"]
+            if a
+        ],
+        "processes": sum(d["processes"] for d in databases),
+    }
 
 
 def server_tier_of(tiers, host):
@@ -209,10 +267,19 @@ def server_tier_problems(groups, hostvars, environments, cloud=False):
                     f"(the HA setup's database, Redis and load balancer serve {DEFAULT_TIER} alone)."
                 )
                 break
-            if facts.get("prefect_server_database_backend", "sqlite") != "sqlite":
+            if _backend(hostvars, host) == "postgresql" and not groups.get("prefect_database"):
                 problems.append(
-                    f"the server tier {tier!r} ({host}) sets a database backend other than sqlite: the prefect_database "
-                    f"host holds {DEFAULT_TIER}'s database, which another tier must not share."
+                    f"the server tier {tier!r} ({host}) uses PostgreSQL: the inventory needs a host in prefect_database, "
+                    "which holds a database and a login role per tier."
+                )
+            name = tier.lower()
+            if _backend(hostvars, host) == "postgresql" and (
+                name in ("prefect", "postgres", "public") or name.startswith("pg_") or len(tier) > 63
+            ):
+                problems.append(
+                    f"the server tier {tier!r} uses PostgreSQL, where its group's name names its database and login "
+                    "role: it must not be prefect (the default tier's), postgres or public, start with pg_, or "
+                    "exceed 63 characters."
                 )
     tiers = server_tiers(groups, hostvars, environments)
     if (
@@ -249,6 +316,14 @@ def server_tier_problems(groups, hostvars, environments, cloud=False):
                     "vault_prefect_server_auth_string (group_vars/<tier>)."
                 )
             seen.setdefault(credential, tier)
+    passwords = {}
+    for database in tier_databases(used, hostvars):
+        if database["password"] and database["password"] in passwords:
+            problems.append(
+                f"the server tiers {passwords[database['password']]!r} and {database['tier']!r} share one database "
+                "password: give each its own vault_prefect_server_database_password (group_vars/<tier>)."
+            )
+        passwords.setdefault(database["password"], database["tier"])
     places = {}
     for tier, spec in tiers.items():
         for replica in spec["replicas"]:
@@ -264,6 +339,9 @@ class FilterModule:
         return {
             "server_tiers": server_tiers,
             "server_tier_of": server_tier_of,
+            "tier_database_name": tier_database_name,
+            "tier_databases": tier_databases,
+            "tier_postgresql": tier_postgresql,
             "environment_apis": environment_apis,
             "api_groups": api_groups,
             "merged_pool_readings": merged_pool_readings,

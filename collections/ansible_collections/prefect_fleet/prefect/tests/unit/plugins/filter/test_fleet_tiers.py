@@ -13,6 +13,7 @@ ENVIRONMENTS = {
     "qa": {"branch": "qa", "server": "staging_server"},
 }
 GROUPS = {"prefect_server": ["atd-prefect-01", "atd-prefect-02"], "staging_server": ["atd-prefect-02"]}
+PG = {"prefect_server_database_backend": "postgresql"}
 
 
 def hostvars(**overrides):
@@ -201,7 +202,31 @@ def test_a_valid_layout_has_no_problems():
             hostvars(**{"atd-prefect-02": {"prefect_server_database_backend": "postgresql"}}),
             ENVIRONMENTS,
             False,
-            "the server tier 'staging_server' (atd-prefect-02) sets a database backend other than sqlite",
+            "the server tier 'staging_server' (atd-prefect-02) uses PostgreSQL: the inventory needs a host in "
+            "prefect_database",
+        ),
+        (
+            {
+                "prefect_server": ["atd-prefect-01", "atd-prefect-02"],
+                "postgres": ["atd-prefect-02"],
+                "prefect_database": ["d"],
+            },
+            hostvars(**{"atd-prefect-02": PG}),
+            {**ENVIRONMENTS, "staging": {"branch": "main", "server": "postgres"}, "qa": {"branch": "qa"}},
+            False,
+            "the server tier 'postgres' uses PostgreSQL, where its group's name names its database and login role",
+        ),
+        (
+            {**GROUPS, "prefect_database": ["atd-db-01"]},
+            hostvars(
+                **{
+                    host: {**PG, "prefect_server_database_password": "one"}
+                    for host in ("atd-prefect-01", "atd-prefect-02")
+                }
+            ),
+            ENVIRONMENTS,
+            False,
+            "the server tiers 'prefect_server' and 'staging_server' share one database password",
         ),
         (
             {"prefect_server": ["atd-prefect-02"], "staging_server": ["atd-prefect-02"]},
@@ -235,7 +260,9 @@ def test_a_valid_layout_has_no_problems():
         "tier-without-credential",
         "two-tiers-one-address-and-port",
         "named-tier-with-replicas",
-        "named-tier-on-postgresql",
+        "named-tier-on-postgresql-without-database-host",
+        "tier-named-as-a-postgresql-role",
+        "two-tiers-one-database-password",
         "default-tier-emptied",
         "tiers-with-cloud",
         "server-not-a-group-name",
@@ -244,6 +271,47 @@ def test_a_valid_layout_has_no_problems():
 def test_each_broken_rule_is_named(groups, facts, environments, cloud, expected):
     problems = f.server_tier_problems(groups, facts, environments, cloud)
     assert any(expected in p for p in problems), problems
+
+
+def test_each_tier_on_postgresql_has_a_database_and_role_of_its_own_open_to_its_hosts_alone():
+    facts = hostvars(
+        **{
+            "atd-prefect-01": {**PG, "prefect_server_database_password": "db-production"},
+            "atd-prefect-02": {**PG, "prefect_server_database_password": "db-staging"},
+        }
+    )
+    tiers = f.server_tiers(GROUPS, facts, ENVIRONMENTS)
+    assert f.tier_databases(tiers, facts) == [
+        {
+            "tier": "prefect_server",
+            "name": "prefect",
+            "user": "prefect",
+            "password": "db-production",
+            "addresses": ["10.0.0.10"],
+            "processes": 1,
+        },
+        {
+            "tier": "staging_server",
+            "name": "staging_server",
+            "user": "staging_server",
+            "password": "db-staging",
+            "addresses": ["10.0.0.11"],
+            "processes": 1,
+        },
+    ]
+    assert f.tier_database_name("prefect_server") == "prefect"
+    assert f.tier_database_name("staging_server") == "staging_server"
+    assert f.server_tier_problems({**GROUPS, "prefect_database": ["atd-db-01"]}, facts, ENVIRONMENTS) == []
+
+
+def test_a_tier_on_sqlite_has_no_database_on_the_database_host_and_ha_counts_the_services_process():
+    groups = {"prefect_server": ["s1", "s2"]}
+    facts = {"s1": {**PG, "ansible_host": "10.0.0.1"}, "s2": {**PG, "ansible_host": "10.0.0.2"}}
+    tiers = f.server_tiers(groups, facts, {"production": {}})
+    (database,) = f.tier_databases(tiers, facts, ha=True)
+    assert (database["addresses"], database["processes"]) == (["10.0.0.1", "10.0.0.2"], 3)
+    sqlite = f.server_tiers(GROUPS, hostvars(), ENVIRONMENTS)
+    assert f.tier_databases(sqlite, hostvars()) == []
 
 
 def test_no_message_shows_a_credential():
