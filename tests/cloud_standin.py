@@ -2,11 +2,13 @@
 workspace, checking what each client sends.
 
     python cloud_standin.py --port 4300 --upstream http://127.0.0.1:4200 \
-        --account <uuid> --workspace <uuid> --key-file key --log requests.jsonl
+        --account <uuid> --workspace <uuid> --key-file key [--workspace <uuid> --key-file key2 ...] \
+        --log requests.jsonl
 
 It serves only /api/accounts/<account>/workspaces/<workspace>/..., as Cloud does, and forwards it to
-the server's /api/... (HTTP and websockets). Every request, websocket upgrades included, must carry
-`Authorization: Bearer <key>` (Prefect's client sends `bearer`; the scheme is case-insensitive);
+the server's /api/... (HTTP and websockets); each workspace has its key (one server behind them all:
+what it shows is who sent which key where). Every request, websocket upgrades included, must carry
+`Authorization: Bearer <that workspace's key>` (Prefect's client sends `bearer`; the scheme is case-insensitive);
 A websocket may instead send the key in its first message, as Prefect's events subscriber and
 worker channel do ({"type": "auth", "token": <key>}, on the "prefect" subprotocols). Anything else
 gets 401 (or the socket is closed) and is not forwarded. Each request is one JSON line in the log:
@@ -39,7 +41,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 HOP_BY_HOP = {"host", "authorization", "content-length", "connection", "transfer-encoding", "content-encoding"}
 
 
-def build(upstream: str, account: str, workspace: str, key: str, log_path: str) -> Starlette:
+def build(upstream: str, account: str, keys: dict[str, str], log_path: str) -> Starlette:
+    """keys: {workspace id: its API key}."""
     prefix = re.compile(r"^/api/accounts/(?P<account>[^/]+)/workspaces/(?P<workspace>[^/]+)(?P<rest>/.*)?$")
     client = httpx.AsyncClient(base_url=upstream, timeout=60)
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 -- one line per request, for the app's lifetime
@@ -48,23 +51,25 @@ def build(upstream: str, account: str, workspace: str, key: str, log_path: str) 
         """The verdict on a request's workspace and credentials, and the server's path for it."""
         match = prefix.match(path)
         scheme, _, token = authorization.partition(" ")
-        if not match or (match["account"], match["workspace"]) != (account, workspace):
+        if not match or match["account"] != account or match["workspace"] not in keys:
             verdict = "wrong-workspace"
         elif scheme.lower() == "basic":
             verdict = "basic"
         elif scheme.lower() != "bearer" or not token:
             verdict = "missing"
-        elif token != key:
+        elif token != keys[match["workspace"]]:
             verdict = "wrong-key"
         else:
             verdict = "ok"
         return verdict, "/api" + ((match["rest"] or "/") if match else "/")
 
     def record(method: str, path: str, websocket: bool, verdict: str, auth: str = "header") -> None:
+        match = prefix.match(path)
         entry = {
             "t": time.time(),
             "method": method,
             "path": path,
+            "workspace": match["workspace"] if match else None,
             "websocket": websocket,
             "verdict": verdict,
             "auth": auth,
@@ -106,7 +111,9 @@ def build(upstream: str, account: str, workspace: str, key: str, log_path: str) 
                     token = json.loads(first).get("token") if json.loads(first).get("type") == "auth" else None
                 except ValueError:
                     token = None
-                verdict = "ok" if token == key else ("missing" if not token else "wrong-key")
+                match = prefix.match(socket.url.path)
+                key = keys.get(match["workspace"]) if match else None
+                verdict = "ok" if key and token == key else ("missing" if not token else "wrong-key")
                 record("GET", socket.url.path, True, verdict, auth="message")
                 if verdict != "ok":
                     await socket.send_text(json.dumps({"type": "auth_failure", "reason": "stand-in: " + verdict}))
@@ -149,13 +156,22 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--account", required=True)
-    parser.add_argument("--workspace", required=True)
-    parser.add_argument("--key-file", required=True, help="a file holding the API key (never on a command line)")
+    parser.add_argument("--workspace", required=True, action="append", help="a workspace id (repeat for several)")
+    parser.add_argument(
+        "--key-file",
+        required=True,
+        action="append",
+        help="a file holding that workspace's key (never on a command line)",
+    )
     parser.add_argument("--log", required=True)
     args = parser.parse_args()
-    with open(args.key_file) as handle:
-        key = handle.read().strip()
-    app = build(args.upstream.rstrip("/"), args.account, args.workspace, key, args.log)
+    if len(args.workspace) != len(args.key_file):
+        parser.error("give one --key-file per --workspace, in the same order")
+    keys = {}
+    for workspace, key_file in zip(args.workspace, args.key_file, strict=True):
+        with open(key_file) as handle:
+            keys[workspace] = handle.read().strip()
+    app = build(args.upstream.rstrip("/"), args.account, keys, args.log)
     uvicorn.run(app, host="0.0.0.0", port=args.port, log_level="warning", ws="websockets")
 
 

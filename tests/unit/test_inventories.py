@@ -174,3 +174,34 @@ def test_a_prefect_cloud_inventory_points_every_client_at_the_workspace_with_its
         "fleet_prefect_api_key": "",
         "fleet_prefect_api_auth_string": "admin:left-over",
     }
+
+
+def test_on_prefect_cloud_an_environment_may_have_a_workspace_and_key_of_its_own(tmp_path):
+    """production in a workspace of its own with its own key; staging keeps the fleet's."""
+    from lab.inventory import resolve
+
+    account = "https://api.prefect.cloud/api/accounts/0f0e4e6a-46f7-4d6b-9a0e-2f1d6b7c8a90"
+    fleet, own = (
+        account + "/workspaces/5b3c2d1e-0a9f-4e8d-b7c6-a5f4e3d2c1b0",
+        account + "/workspaces/7d6c5b4a-3f2e-4d1c-8b0a-9f8e7d6c5b4a",
+    )
+    inventory = {
+        "all": {
+            "vars": {
+                "fleet_prefect_cloud_workspace_url": fleet,
+                "vault_prefect_cloud_api_key": "pnu_fleet",
+                "vault_prefect_cloud_api_keys": {"production": "pnu_production"},
+                "fleet_environments": {
+                    "production": {"branch": "production", "healthcheck_port": 8081, "cloud_workspace_url": own + "/"},
+                    "staging": {"branch": "main", "healthcheck_port": 8082},
+                },
+            },
+            "children": {"prefect_workers": {"hosts": {"atd-data02": {"fleet_labels": ["atd-data02"]}}}},
+        }
+    }
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    assert resolve(path, ["fleet_prefect_environment_apis"])["fleet_prefect_environment_apis"] == {
+        "production": {"url": own, "auth_string": "", "api_key": "pnu_production"},
+        "staging": {"url": fleet, "auth_string": "", "api_key": "pnu_fleet"},
+    }

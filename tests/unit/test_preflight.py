@@ -170,3 +170,41 @@ def test_two_server_tiers_with_one_credential_are_rejected_without_showing_it(tm
     assert rc != 0
     assert "the server tiers 'prefect_server' and 'staging_server' share one credential" in out
     assert "production-0123456789" not in out
+
+
+PRODUCTION_WORKSPACE = (
+    "https://api.prefect.cloud/api/accounts/0f0e4e6a-46f7-4d6b-9a0e-2f1d6b7c8a90"
+    "/workspaces/7d6c5b4a-3f2e-4d1c-8b0a-9f8e7d6c5b4a"
+)
+
+
+def _workspaces(production_key: str) -> dict:
+    """Staging in the fleet's workspace, production in one of its own with production_key."""
+    inventory = _cloud(CLOUD_URL)
+    inventory["all"]["vars"].update(
+        {
+            "fleet_environments": {
+                "production": {
+                    "branch": "production",
+                    "healthcheck_port": 8081,
+                    "cloud_workspace_url": PRODUCTION_WORKSPACE,
+                },
+                "staging": {"branch": "main", "healthcheck_port": 8082},
+            },
+            "vault_prefect_cloud_api_keys": {"production": production_key},
+        }
+    )
+    return inventory
+
+
+def test_an_environment_in_a_prefect_cloud_workspace_of_its_own_passes(tmp_path):
+    rc, out = _preflight(tmp_path, _workspaces("pnu_production0123456789"))
+    assert rc == 0, out
+
+
+def test_one_key_for_two_workspaces_is_rejected_without_showing_it(tmp_path):
+    # Every other rule of the workspaces: the fleet_tiers filter's unit tests, one case each.
+    rc, out = _preflight(tmp_path, _workspaces("pnu_example0123456789"))
+    assert rc != 0
+    assert "one API key opens 2 workspaces" in out
+    assert "pnu_example0123456789" not in out

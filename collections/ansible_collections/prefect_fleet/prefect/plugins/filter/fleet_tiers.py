@@ -159,6 +159,85 @@ def environment_apis(tiers, hostvars, default_api):
     return apis
 
 
+CLOUD_WORKSPACE = re.compile(r"^https?://[^/\s]+/api/accounts/[0-9a-f-]{36}/workspaces/[0-9a-f-]{36}/?$")
+
+
+def cloud_workspaces(apis, environments, keys, cloud):
+    """On Prefect Cloud, each environment with a workspace of its own
+    (fleet_environments.<env>.cloud_workspace_url) gets that workspace and its own key (keys, from
+    vault_prefect_cloud_api_keys: {environment: key}); the others keep the fleet's workspace. A
+    server fleet's apis are returned as they are (the preflight refuses workspaces there)."""
+    if not cloud:
+        return apis
+    routed = dict(apis)
+    for environment, settings in (environments or {}).items():
+        url = (settings or {}).get("cloud_workspace_url") if isinstance(settings, dict) else None
+        if not url:
+            continue
+        key = (keys or {}).get(environment)
+        if not key:
+            # Never fall back to the fleet's key: it opens another workspace.
+            raise AnsibleFilterError(
+                f"fleet_environments.{environment}.cloud_workspace_url is set, and vault_prefect_cloud_api_keys "
+                f"has no key for {environment}."
+            )
+        routed[environment] = {"url": str(url).rstrip("/"), "auth_string": "", "api_key": str(key)}
+    return routed
+
+
+def cloud_workspace_problems(environments, keys, cloud, default_url="", default_key=""):
+    """Every rule the environments' own Prefect Cloud workspaces break, one message each; no
+    message shows a key."""
+    problems = []
+    if not isinstance(environments, dict):
+        return problems
+    own = {
+        e: s.get("cloud_workspace_url")
+        for e, s in environments.items()
+        if isinstance(s, dict) and s.get("cloud_workspace_url") not in (None, "")
+    }
+    keys = keys if isinstance(keys, dict) else {}
+    if own and not cloud:
+        return [
+            f"fleet_environments set cloud_workspace_url ({', '.join(sorted(own))}) while the fleet runs its own "
+            "Prefect server: a workspace of its own is for a fleet on Prefect Cloud (fleet_prefect_cloud_workspace_url)."
+        ]
+    for environment, url in own.items():
+        if not isinstance(url, str) or not CLOUD_WORKSPACE.match(url):
+            problems.append(
+                f"fleet_environments.{environment}.cloud_workspace_url must be a workspace's API URL, "
+                f"https://api.prefect.cloud/api/accounts/<account id>/workspaces/<workspace id>, got {url!r}."
+            )
+        if not keys.get(environment):
+            problems.append(
+                f"{environment} has a Prefect Cloud workspace of its own: vault_prefect_cloud_api_keys.{environment} "
+                "must hold its API key."
+            )
+    stray = sorted(set(keys) - set(own))
+    if stray:
+        problems.append(
+            f"vault_prefect_cloud_api_keys has keys for {', '.join(stray)}, which set no cloud_workspace_url: "
+            "an environment without a workspace of its own uses the fleet's (vault_prefect_cloud_api_key)."
+        )
+    # One key per workspace: a key that opens two workspaces makes them one trust boundary.
+    workspaces = {}
+    if default_key and any(e not in own for e in environments):
+        workspaces[str(default_key)] = {str(default_url).rstrip("/")}
+    for environment, url in own.items():
+        key = keys.get(environment)
+        if key:
+            workspaces.setdefault(str(key), set()).add(str(url).rstrip("/"))
+    holders = {str(keys.get(e)): e for e in own if keys.get(e)}
+    for key, urls in workspaces.items():
+        if len(urls) > 1:
+            who = holders.get(key, "the fleet's vault_prefect_cloud_api_key")
+            problems.append(
+                f"one API key opens {len(urls)} workspaces (the key of {who}): give each workspace its own key, "
+                "or any environment's code could use the other's."
+            )
+    return problems
+
+
 def api_groups(apis, environments):
     """[{url, auth_string, api_key, environments}]: the given environments grouped by the API they
     use, in order of first appearance (one call per API reads all its pools)."""
@@ -344,6 +423,8 @@ class FilterModule:
             "tier_postgresql": tier_postgresql,
             "environment_apis": environment_apis,
             "api_groups": api_groups,
+            "cloud_workspaces": cloud_workspaces,
+            "cloud_workspace_problems": cloud_workspace_problems,
             "merged_pool_readings": merged_pool_readings,
             "tier_objects": tier_objects,
             "server_tier_problems": server_tier_problems,

@@ -319,3 +319,64 @@ def test_no_message_shows_a_credential():
     problems = f.server_tier_problems(GROUPS, facts, ENVIRONMENTS)
     assert problems
     assert not any("production-secret" in p for p in problems)
+
+
+WORKSPACE = "https://api.prefect.cloud/api/accounts/{}/workspaces/{}"
+FLEET_WS = WORKSPACE.format("a" * 8 + "-0000-4000-8000-" + "0" * 12, "b" * 8 + "-0000-4000-8000-" + "0" * 12)
+PROD_WS = WORKSPACE.format("a" * 8 + "-0000-4000-8000-" + "0" * 12, "c" * 8 + "-0000-4000-8000-" + "0" * 12)
+CLOUD_ENVIRONMENTS = {
+    "production": {"branch": "production", "cloud_workspace_url": PROD_WS + "/"},
+    "staging": {"branch": "main"},
+}
+
+
+def test_on_cloud_an_environment_with_a_workspace_of_its_own_gets_it_and_its_key():
+    fleet = {"url": FLEET_WS, "auth_string": "", "api_key": "pnu_fleet"}
+    apis = {"production": fleet, "staging": fleet}
+    routed = f.cloud_workspaces(apis, CLOUD_ENVIRONMENTS, {"production": "pnu_production"}, True)
+    assert routed == {"production": {"url": PROD_WS, "auth_string": "", "api_key": "pnu_production"}, "staging": fleet}
+    assert [g["environments"] for g in f.api_groups(routed, ["production", "staging"])] == [["production"], ["staging"]]
+    # A server fleet's routing is the tiers', untouched.
+    assert f.cloud_workspaces(apis, CLOUD_ENVIRONMENTS, {}, False) == apis
+    with pytest.raises(AnsibleFilterError, match="vault_prefect_cloud_api_keys has no key for production"):
+        f.cloud_workspaces(apis, CLOUD_ENVIRONMENTS, {}, True)
+
+
+@pytest.mark.parametrize(
+    ("environments", "keys", "cloud", "expected"),
+    [
+        (CLOUD_ENVIRONMENTS, {"production": "pnu_production"}, False, "while the fleet runs its own Prefect server"),
+        (
+            {"production": {"cloud_workspace_url": "https://app.prefect.cloud/workspaces/x"}},
+            {"production": "k"},
+            True,
+            "fleet_environments.production.cloud_workspace_url must be a workspace's API URL",
+        ),
+        (CLOUD_ENVIRONMENTS, {}, True, "vault_prefect_cloud_api_keys.production must hold its API key"),
+        (
+            CLOUD_ENVIRONMENTS,
+            {"production": "pnu_production", "staging": "pnu_staging"},
+            True,
+            "vault_prefect_cloud_api_keys has keys for staging, which set no cloud_workspace_url",
+        ),
+        (CLOUD_ENVIRONMENTS, {"production": "pnu_fleet"}, True, "one API key opens 2 workspaces"),
+    ],
+    ids=[
+        "workspace-on-a-server-fleet",
+        "not-a-workspace-url",
+        "workspace-without-key",
+        "stray-key",
+        "one-key-two-workspaces",
+    ],
+)
+def test_each_broken_cloud_workspace_rule_is_named(environments, keys, cloud, expected):
+    problems = f.cloud_workspace_problems(environments, keys, cloud, FLEET_WS, "pnu_fleet")
+    assert any(expected in p for p in problems), problems
+    assert not any("pnu_" in p for p in problems), "no message shows a key"
+
+
+def test_workspaces_each_with_its_own_key_pass():
+    assert (
+        f.cloud_workspace_problems(CLOUD_ENVIRONMENTS, {"production": "pnu_production"}, True, FLEET_WS, "pnu_fleet")
+        == []
+    )
