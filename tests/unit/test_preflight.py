@@ -159,19 +159,6 @@ def _tiered(staging_auth: str) -> dict:
     return inventory
 
 
-def test_an_environment_on_a_server_tier_of_its_own_passes(tmp_path):
-    rc, out = _preflight(tmp_path, _tiered("admin:staging-0123456789"))
-    assert rc == 0, out
-
-
-def test_two_server_tiers_with_one_credential_are_rejected_without_showing_it(tmp_path):
-    # Every other rule of the tiers: the fleet_tiers filter's unit tests, one case each.
-    rc, out = _preflight(tmp_path, _tiered("admin:production-0123456789"))
-    assert rc != 0
-    assert "the server tiers 'prefect_server' and 'staging_server' share one credential" in out
-    assert "production-0123456789" not in out
-
-
 PRODUCTION_WORKSPACE = (
     "https://api.prefect.cloud/api/accounts/0f0e4e6a-46f7-4d6b-9a0e-2f1d6b7c8a90"
     "/workspaces/7d6c5b4a-3f2e-4d1c-8b0a-9f8e7d6c5b4a"
@@ -197,14 +184,31 @@ def _workspaces(production_key: str) -> dict:
     return inventory
 
 
-def test_an_environment_in_a_prefect_cloud_workspace_of_its_own_passes(tmp_path):
-    rc, out = _preflight(tmp_path, _workspaces("pnu_production0123456789"))
+@pytest.mark.parametrize(
+    "inventory",
+    [_tiered("admin:staging-0123456789"), _workspaces("pnu_production0123456789")],
+    ids=["server-tier-of-its-own", "cloud-workspace-of-its-own"],
+)
+def test_an_environment_behind_an_api_of_its_own_passes(tmp_path, inventory):
+    rc, out = _preflight(tmp_path, inventory)
     assert rc == 0, out
 
 
-def test_one_key_for_two_workspaces_is_rejected_without_showing_it(tmp_path):
-    # Every other rule of the workspaces: the fleet_tiers filter's unit tests, one case each.
-    rc, out = _preflight(tmp_path, _workspaces("pnu_example0123456789"))
+# Every other rule of the tiers and workspaces: the fleet_tiers filters' unit tests, one case each.
+@pytest.mark.parametrize(
+    ("inventory", "secret", "message"),
+    [
+        (
+            _tiered("admin:production-0123456789"),
+            "production-0123456789",
+            "the server tiers 'prefect_server' and 'staging_server' share one credential",
+        ),
+        (_workspaces("pnu_example0123456789"), "pnu_example0123456789", "one API key opens 2 workspaces"),
+    ],
+    ids=["two-tiers-one-credential", "two-workspaces-one-key"],
+)
+def test_two_apis_behind_one_secret_are_rejected_without_showing_it(tmp_path, inventory, secret, message):
+    rc, out = _preflight(tmp_path, inventory)
     assert rc != 0
-    assert "one API key opens 2 workspaces" in out
-    assert "pnu_example0123456789" not in out
+    assert message in out
+    assert secret not in out
