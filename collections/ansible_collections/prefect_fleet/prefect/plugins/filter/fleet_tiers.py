@@ -219,20 +219,20 @@ def cloud_workspace_problems(environments, keys, cloud, default_url="", default_
             f"vault_prefect_cloud_api_keys has keys for {', '.join(stray)}, which set no cloud_workspace_url: "
             "an environment without a workspace of its own uses the fleet's (vault_prefect_cloud_api_key)."
         )
-    # One key per workspace: a key that opens two workspaces makes them one trust boundary.
-    workspaces = {}
-    if default_key and any(e not in own for e in environments):
-        workspaces[str(default_key)] = {str(default_url).rstrip("/")}
-    for environment, url in own.items():
-        key = keys.get(environment)
+    # One key per workspace: a key that opens two workspaces makes them one trust boundary. Each
+    # environment's (key, workspace): its own, or the fleet's.
+    opened = {}
+    for environment in environments:
+        if environment in own:
+            key, url, holder = keys.get(environment), own[environment], environment
+        else:
+            key, url, holder = default_key, default_url, "the fleet's vault_prefect_cloud_api_key"
         if key:
-            workspaces.setdefault(str(key), set()).add(str(url).rstrip("/"))
-    holders = {str(keys.get(e)): e for e in own if keys.get(e)}
-    for key, urls in workspaces.items():
+            opened.setdefault(str(key), (holder, set()))[1].add(str(url).rstrip("/"))
+    for holder, urls in opened.values():
         if len(urls) > 1:
-            who = holders.get(key, "the fleet's vault_prefect_cloud_api_key")
             problems.append(
-                f"one API key opens {len(urls)} workspaces (the key of {who}): give each workspace its own key, "
+                f"one API key opens {len(urls)} workspaces (the key of {holder}): give each workspace its own key, "
                 "or any environment's code could use the other's."
             )
     return problems
@@ -346,15 +346,15 @@ def server_tier_problems(groups, hostvars, environments, cloud=False):
                     f"(the HA setup's database, Redis and load balancer serve {DEFAULT_TIER} alone)."
                 )
                 break
-            if _backend(hostvars, host) == "postgresql" and not groups.get("prefect_database"):
+            if _backend(hostvars, host) != "postgresql":
+                continue
+            if not groups.get("prefect_database"):
                 problems.append(
                     f"the server tier {tier!r} ({host}) uses PostgreSQL: the inventory needs a host in prefect_database, "
                     "which holds a database and a login role per tier."
                 )
             name = tier.lower()
-            if _backend(hostvars, host) == "postgresql" and (
-                name in ("prefect", "postgres", "public") or name.startswith("pg_") or len(tier) > 63
-            ):
+            if name in ("prefect", "postgres", "public") or name.startswith("pg_") or len(tier) > 63:
                 problems.append(
                     f"the server tier {tier!r} uses PostgreSQL, where its group's name names its database and login "
                     "role: it must not be prefect (the default tier's), postgres or public, start with pg_, or "
