@@ -47,12 +47,13 @@ class Api:
 
     url: str
     auth: str = field(default="", repr=False)  # a secret: kept out of tracebacks and logs
+    ca_file: str = ""  # the CA that certifies the API (the lab's fleet CA, on the controller)
 
     def call(self, method: str, path: str, body: dict | None = None):
         """The decoded answer; an error status raises urllib's HTTPError (after lab.prefect_api
         retried what Prefect's own client retries)."""
         url = self.url + path
-        status, text = prefect_api.request(url, method, body, prefect_api.auth_headers(self.auth))
+        status, text = prefect_api.request(url, method, body, prefect_api.auth_headers(self.auth), ca_file=self.ca_file)
         if status >= 400:
             raise urllib.error.HTTPError(url, status, text.decode(errors="replace")[:500], {}, io.BytesIO(text))
         return json.loads(text) if text else None
@@ -70,6 +71,7 @@ FLEET_VARIABLES = [
     "prefect_worker_sync_interval",
     "fleet_dask_scheduler_addresses",
     "fleet_dask_clusters",
+    "fleet_tls_ca_dir",
 ]
 
 
@@ -125,20 +127,30 @@ class Lab:
         return self.server["fleet_prefect_api_url"]
 
     @property
+    def ca_file(self) -> str:
+        """The lab's fleet CA certificate on the controller: what certifies its API."""
+        return f"{self.server['fleet_tls_ca_dir']}/ca.crt"
+
+    @property
+    def tls(self):
+        """An SSL context that trusts the lab's fleet CA alone, for urllib calls to the lab's API."""
+        return prefect_api.tls_context(self.ca_file)
+
+    @property
     def api(self) -> Api:
-        return Api(self.api_url, self.server["prefect_server_auth_string"])
+        return Api(self.api_url, self.server["prefect_server_auth_string"], self.ca_file)
 
     def api_for(self, environment: str) -> Api:
         """The API of an environment's server tier, with that tier's credential."""
         api = self.server["fleet_prefect_environment_apis"][environment]
-        return Api(api["url"], api["auth_string"])
+        return Api(api["url"], api["auth_string"], self.ca_file)
 
     def get(self, path: str, auth: bool = True) -> tuple[int, bytes]:
         """GET a path of the server (relative to the UI's root) from the controller."""
         headers = prefect_api.auth_headers(self.server["prefect_server_auth_string"]) if auth else {}
         request = urllib.request.Request(self.api_url.removesuffix("/api") + path, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=20) as response:
+            with urllib.request.urlopen(request, timeout=20, context=self.tls) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()

@@ -11,7 +11,8 @@ file on a host (`host_api` in tests/molecule_checks.py):
     python3 -c "<this file>" --env-file /etc/prefect-worker/production.env GET /work_pools/production
 
 The credential is then read on the host from its own 0600 settings file, never put on a command
-line. It prints the status on one line and the body after it.
+line, and the CA that certifies the API from its PREFECT_API_SSL_CERT_FILE (or --ca-file). It
+prints the status on one line and the body after it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import base64
 import json
 import shlex
+import ssl
 import sys
 import time
 import urllib.error
@@ -48,19 +50,32 @@ def no_answer(error: OSError) -> bool:
     return isinstance(reason, NO_ANSWER)
 
 
+def tls_context(ca_file: str = "") -> ssl.SSLContext | None:
+    """A context that trusts ca_file alone (the fleet CA's certificate), as the fleet's clients do;
+    None (the system's CAs) without one."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+
 def request(
-    url: str, method: str = "GET", body=None, headers: dict | None = None, timeout: float = 30, attempts: int = ATTEMPTS
+    url: str,
+    method: str = "GET",
+    body=None,
+    headers: dict | None = None,
+    timeout: float = 30,
+    attempts: int = ATTEMPTS,
+    ca_file: str = "",
 ) -> tuple[int, bytes]:
     """(status, body) of `method url`, after retrying transient answers (and, for a read, missing
     ones); an answer of any other status is returned, not raised. No answer at all, after the last
-    attempt for a read, raises OSError."""
+    attempt for a read, raises OSError. An https URL is verified against ca_file when given."""
     data = json.dumps(body).encode() if body is not None else None
+    context = tls_context(ca_file)
     for attempt in range(attempts):
         req = urllib.request.Request(
             url, method=method, data=data, headers={"Content-Type": "application/json", **(headers or {})}
         )
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as response:
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             if error.code not in TRANSIENT or attempt == attempts - 1:
@@ -98,6 +113,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Call the Prefect API; print the status, then the body.")
     parser.add_argument("--env-file", help="settings file holding PREFECT_API_URL and the credential")
     parser.add_argument("--url", help="the API's URL (default: PREFECT_API_URL of --env-file)")
+    parser.add_argument(
+        "--ca-file", help="the CA that certifies the API (default: PREFECT_API_SSL_CERT_FILE of --env-file)"
+    )
     parser.add_argument("method")
     parser.add_argument("path")
     parser.add_argument("body", nargs="?")
@@ -109,7 +127,11 @@ def main(argv: list[str]) -> int:
         settings.get("PREFECT_API_KEY", ""),
     )
     status, body = request(
-        url.rstrip("/") + args.path, args.method, json.loads(args.body) if args.body else None, headers
+        url.rstrip("/") + args.path,
+        args.method,
+        json.loads(args.body) if args.body else None,
+        headers,
+        ca_file=args.ca_file or settings.get("PREFECT_API_SSL_CERT_FILE", ""),
     )
     sys.stdout.write(f"{status}\n{body.decode()}")
     return 0

@@ -83,12 +83,15 @@ PROBE = '''"""Pushed by tests/inventory: a staging run tries production's API wi
 import base64
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 
 from prefect import flow, get_run_logger
 
 SECRET = "/block_types/slug/secret/block_documents/name/%s-lab-token?include_secrets=true"
+# The fleet CA, as the run's own Prefect client trusts it.
+CONTEXT = ssl.create_default_context(cafile=os.environ.get("PREFECT_API_SSL_CERT_FILE") or None)
 
 
 def call(api: str, method: str, path: str, body) -> str:
@@ -96,7 +99,8 @@ def call(api: str, method: str, path: str, body) -> str:
     data = None if body is None else json.dumps(body).encode()
     headers = {"Authorization": "Basic " + token, "Content-Type": "application/json"}
     try:
-        with urllib.request.urlopen(urllib.request.Request(api + path, data, headers, method=method), timeout=30) as r:
+        request = urllib.request.Request(api + path, data, headers, method=method)
+        with urllib.request.urlopen(request, timeout=30, context=CONTEXT) as r:
             return "answered %d" % r.status
     except urllib.error.HTTPError as error:
         return "refused (%d)" % error.code
@@ -204,8 +208,8 @@ def test_the_shared_label_spreads_each_environments_runs_over_its_two_hosts(alt)
 def test_production_is_alone_on_its_server_and_staging_and_qa_share_another(alt):
     lab = Lab.of(str(alt[0]))
     production, staging = lab.api_for("production"), lab.api_for("staging")
-    assert production.url.startswith("http://172.30.78.11:")
-    assert staging.url.startswith("http://172.30.78.10:")
+    assert production.url.startswith("https://172.30.78.11:")
+    assert staging.url.startswith("https://172.30.78.10:")
     assert lab.api_for("qa").url == staging.url
     distinct = production.auth != staging.auth and "" not in (production.auth, staging.auth)
     assert distinct, "each tier has a credential of its own"
@@ -224,7 +228,7 @@ def test_production_is_alone_on_its_server_and_staging_and_qa_share_another(alt)
     # Staging's credential opens nothing on production's server.
     for kind in ("deployments", "block_documents", "work_pools"):
         with pytest.raises(urllib.error.HTTPError) as refused:
-            Api(production.url, staging.auth).call("POST", f"/{kind}/filter", {})
+            Api(production.url, staging.auth, lab.ca_file).call("POST", f"/{kind}/filter", {})
         assert refused.value.code == 401, kind
     # On each worker host, each environment's settings name its own tier's API and credential only.
     for host in WORKERS:

@@ -27,9 +27,9 @@ def lab() -> Lab:
 class HealthSampler(threading.Thread):
     """Asks the lab's /api/health every second, from the controller, for as long as it runs."""
 
-    def __init__(self, url: str, interval: float = 1.0) -> None:
+    def __init__(self, url: str, context=None, interval: float = 1.0) -> None:
         super().__init__(daemon=True)
-        self.url, self.interval = url, interval
+        self.url, self.context, self.interval = url, context, interval
         self.latencies: list[float] = []
         self.problems: list[str] = []
         self.planned: list[str] = []  # problems inside planned_outage(): reported, not failures
@@ -56,7 +56,7 @@ class HealthSampler(threading.Thread):
             started = time.monotonic()
             stamp = time.strftime("%H:%M:%S")
             try:
-                with urllib.request.urlopen(self.url, timeout=2 * STALL_SECONDS) as response:
+                with urllib.request.urlopen(self.url, timeout=2 * STALL_SECONDS, context=self.context) as response:
                     response.read()
                     status = response.status
             except urllib.error.HTTPError as error:
@@ -88,7 +88,7 @@ SUMMARY = pytest.StashKey[list]()
 def health_sampler(lab, request):
     """Through the whole end-to-end run, the server's /api/health is asked every second; the run
     fails on any 5xx, any refused or missing answer, and any answer slower than STALL_SECONDS."""
-    sampler = HealthSampler(lab.api_url + "/health")
+    sampler = HealthSampler(lab.api_url + "/health", lab.tls)
     sampler.start()
     yield sampler
     sampler.stopping.set()

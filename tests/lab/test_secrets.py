@@ -79,15 +79,26 @@ def lab_secrets(lab) -> dict[str, str]:
         "the database password": (state / "secrets" / "database").read_text().strip(),
         # The body of the private deploy key: its longest line is unique to it.
         "the git deploy key": max(key_lines, key=len),
+        # The server's TLS key, in its 0600 files only.
+        "the server's TLS key": tls_key_line(lab, f"hosts/{lab.groups['prefect_server'][0]}.key"),
     } | in_no_file(lab)
+
+
+def tls_key_line(lab, name: str) -> str:
+    """The base64 body of a key of the lab's fleet CA directory (one line: an EC key is short)."""
+    lines = (Path(lab.server["fleet_tls_ca_dir"]) / name).read_text().splitlines()
+    return max((line for line in lines if not line.startswith("-----")), key=len)
 
 
 def in_no_file(lab) -> dict[str, str]:
     """Secrets that no host holds in any file, whatever its mode: the flows' Secret blocks and the
-    notification's webhook token live in the Prefect database only (encrypted there)."""
+    notification's webhook token live in the Prefect database only (encrypted there); the fleet CA's
+    key on the controller only."""
     state = Path(lab.server["lab_state_dir"]) / "secrets"
     return {f"the {env} flows' lab-token (in no file)": value for env, value in flow_secrets(lab).items()} | {
-        "the webhook token (in no file)": (state / "webhook-token").read_text().strip()
+        "the webhook token (in no file)": (state / "webhook-token").read_text().strip(),
+        # The fleet CA's key stays on the controller.
+        "the fleet CA's key (in no file)": tls_key_line(lab, "ca.key"),
     }
 
 

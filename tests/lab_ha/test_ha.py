@@ -12,13 +12,13 @@ import csv
 import functools
 import io
 import json
+import shlex
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from base64 import b64encode
 from pathlib import Path
 
 import pytest
@@ -40,9 +40,9 @@ class Sampler(threading.Thread):
     """GET `url` every SAMPLE_EVERY s; records each failed answer (an error status, none at all, or
     one slower than 5 s) with its time, and the longest stretch of failures."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, context) -> None:
         super().__init__(daemon=True)
-        self.url = url
+        self.url, self.context = url, context
         self.samples = 0
         self.failures: list[tuple[float, str]] = []
         self.stopping = threading.Event()
@@ -52,7 +52,7 @@ class Sampler(threading.Thread):
             started = time.monotonic()
             problem = None
             try:
-                with urllib.request.urlopen(self.url, timeout=5) as response:
+                with urllib.request.urlopen(self.url, timeout=5, context=self.context) as response:
                     response.read()
                     if response.status != 200:
                         problem = f"answered {response.status}"
@@ -91,14 +91,20 @@ def lab_setting(inventory: str, name: str) -> str:
 
 
 def lb_states(lab) -> dict[str, str]:
-    """Each replica's state at the load balancer, from its stats page (CSV)."""
+    """Each replica's state at the load balancer, from its stats page (CSV), which listens on the
+    load balancer's loopback only; its credential goes over stdin."""
     lb = lab.groups["prefect_load_balancer"][0]
-    auth = lab_setting(lab.inventory, "vault_haproxy_stats_auth")
-    request = urllib.request.Request(f"http://{lab.addresses[lb]}:8404/stats;csv")
-    if auth:
-        request.add_header("Authorization", "Basic " + b64encode(auth.encode()).decode())
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read().decode().lstrip("# ")
+    auth = lab_setting(lab.inventory, "vault_haproxy_stats_auth") or ""
+    script = (
+        "import base64, sys, urllib.request; auth = sys.stdin.read().strip(); "
+        "r = urllib.request.Request('http://127.0.0.1:8404/stats;csv'); "
+        "auth and r.add_header('Authorization', 'Basic ' + base64.b64encode(auth.encode()).decode()); "
+        "print(urllib.request.urlopen(r, timeout=10).read().decode())"
+    )
+    answer = lab.ssh(lb, f"python3 -c {shlex.quote(script)}", check=False, input=auth)
+    if answer.returncode != 0:
+        raise OSError(answer.stderr.strip()[-300:])
+    text = answer.stdout.lstrip("# ")
     return {
         row["svname"]: row["status"]
         for row in csv.DictReader(io.StringIO(text))
@@ -130,7 +136,7 @@ def under_load(lab, operation) -> None:
     deployment_id = api.call("GET", f"/deployments/name/{DEPLOYMENT}")["id"]
     wait_all_up(lab)
     with (
-        Sampler(lab.api_url + "/health") as sampler,
+        Sampler(lab.api_url + "/health", lab.tls) as sampler,
         Load(api, deployment_id, ["etl"], every=2.0, seconds=20.0) as load,
     ):
         time.sleep(10)

@@ -170,7 +170,7 @@ def test_a_prefect_cloud_inventory_points_every_client_at_the_workspace_with_its
     path.write_text(yaml.safe_dump(inventory))
     assert resolve(path, names) == {
         "fleet_prefect_cloud": False,
-        "fleet_prefect_api_url": "http://10.0.0.2:4200/api",
+        "fleet_prefect_api_url": "https://10.0.0.2:4200/api",
         "fleet_prefect_api_key": "",
         "fleet_prefect_api_auth_string": "admin:left-over",
     }
@@ -202,6 +202,6 @@ def test_on_prefect_cloud_an_environment_may_have_a_workspace_and_key_of_its_own
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory))
     assert resolve(path, ["fleet_prefect_environment_apis"])["fleet_prefect_environment_apis"] == {
-        "production": {"url": own, "auth_string": "", "api_key": "pnu_production"},
-        "staging": {"url": fleet, "auth_string": "", "api_key": "pnu_fleet"},
+        "production": {"url": own, "auth_string": "", "api_key": "pnu_production", "ca_file": ""},
+        "staging": {"url": fleet, "auth_string": "", "api_key": "pnu_fleet", "ca_file": ""},
     }

@@ -15,10 +15,14 @@ def _preflight(tmp_path, inventory: dict) -> tuple[int, str]:
     return result.returncode, " ".join((result.stdout + result.stderr).split())
 
 
-def _inventory(servers: dict, **groups: dict) -> dict:
+# What every server fleet needs: a credential with a long secret, and where its TLS CA lives.
+FLEET_VARS = {"vault_prefect_server_auth_string": "admin:fleet-0123456789ab", "fleet_tls_ca_dir": "/srv/fleet-ca"}
+
+
+def _inventory(servers: dict, fleet_vars: dict | None = None, **groups: dict) -> dict:
     children = {"prefect_server": {"hosts": servers}}
     children.update({name: {"hosts": hosts} for name, hosts in groups.items()})
-    return {"all": {"children": children}}
+    return {"all": {"vars": {**FLEET_VARS, **(fleet_vars or {})}, "children": children}}
 
 
 # An HA tier's parts (each bad case below leaves one out or breaks one).
@@ -50,6 +54,15 @@ def test_a_prefect_cloud_inventory_passes(tmp_path):
 
 def test_a_good_inventory_passes(tmp_path):
     rc, out = _preflight(tmp_path, _inventory({"atd-prefect-01": {}}, prefect_workers={"atd-data02": {}}))
+    assert rc == 0, out
+
+
+def test_a_server_without_credential_passes_when_the_inventory_says_why(tmp_path):
+    open_server = {
+        "vault_prefect_server_auth_string": "",
+        "fleet_prefect_api_open_unsafe_reason": "a demo on one laptop",
+    }
+    rc, out = _preflight(tmp_path, _inventory({"atd-prefect-01": {}}, open_server, prefect_workers={"atd-data02": {}}))
     assert rc == 0, out
 
 
@@ -115,6 +128,22 @@ def test_a_good_ha_inventory_passes(tmp_path):
             _inventory({"atd-prefect-01": {}}, dask_swarm_workers={"atd-swarm-02": {}}),
             "puts atd-swarm-02 in dask_swarm_workers but no host in dask_swarm_managers",
         ),
+        (
+            _inventory({"atd-prefect-01": {}}, {"vault_prefect_server_auth_string": ""}),
+            "the server tier prefect_server (atd-prefect-01) has no credential",
+        ),
+        (
+            _inventory({"atd-prefect-01": {}}, {"vault_prefect_server_auth_string": "admin:change-me"}),
+            "the server tier prefect_server (atd-prefect-01) has the documentation's placeholder",
+        ),
+        (
+            _inventory({"atd-prefect-01": {}}, {"vault_prefect_server_auth_string": "admin:fifteen-chars"}),
+            "has a credential whose secret is shorter than 16 characters",
+        ),
+        (
+            _inventory({"atd-prefect-01": {}}, {"fleet_tls_ca_dir": ""}),
+            "A fleet with its own Prefect server serves its API over TLS only: set fleet_tls_ca_dir",
+        ),
     ],
     ids=[
         "no-server",
@@ -132,6 +161,10 @@ def test_a_good_ha_inventory_passes(tmp_path):
         "postgresql-without-database-host",
         "two-database-hosts",
         "swarm-workers-without-manager",
+        "no-credential",
+        "placeholder-credential",
+        "short-credential",
+        "no-tls-ca",
     ],
 )
 def test_a_bad_inventory_is_rejected(tmp_path, inventory, message):
@@ -149,7 +182,7 @@ def _tiered(staging_auth: str) -> dict:
         "hosts": {"atd-prefect-03": {}},
         "vars": {"vault_prefect_server_auth_string": staging_auth, "fleet_prefect_database_backend": "sqlite"},
     }
-    inventory["all"]["vars"] = {
+    inventory["all"]["vars"] |= {
         "vault_prefect_server_auth_string": "admin:production-0123456789",
         "fleet_environments": {
             "production": {"branch": "production", "healthcheck_port": 8081},

@@ -1,4 +1,4 @@
-"""Verify a converged prefect_server: the unit, its user and secrets, the API across the network,
+"""Verify a converged prefect_server: the unit, its user and secrets, the API on loopback only,
 and that a flow run created through the API survives a server restart."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from tests.molecule_checks import HostApi
 
 SERVICE = "prefect-server.service"
 ENV_FILE = "/etc/prefect-server/server.env"
-CLIENT_ENV_FILE = "/root/prefect-client.env"
 
 
 def _settings(server) -> dict[str, str]:
@@ -67,23 +66,30 @@ def test_database_settings_match_the_backend(server):
         assert pool == {}, "the pool settings only apply to PostgreSQL"
 
 
-def test_api_answers_from_another_host(server, client):
+def test_api_answers_on_loopback_and_nowhere_else(server, client):
+    """The server listens on loopback only (a TLS front on the host serves the network): another
+    host is refused; the host itself reaches the API, with the credential of its settings file."""
     settings = _settings(server)
-    base = f"http://{server.backend.get_hostname()}:{settings['PREFECT_SERVER_API_PORT']}/api"
-    status, body = HostApi(client, url=base).request("GET", "/health")
+    port = settings["PREFECT_SERVER_API_PORT"]
+    assert settings["PREFECT_SERVER_API_HOST"] == "127.0.0.1"
+    remote = HostApi(client, url=f"http://{server.backend.get_hostname()}:{port}/api")
+    refused = client.run(remote.command("GET", "/health"))
+    assert refused.rc != 0
+    assert "Connection refused" in refused.stderr, refused.stderr[-500:]
+    base = f"http://127.0.0.1:{port}/api"
+    status, body = HostApi(server, url=base).request("GET", "/health")
     assert (status, body.strip()) == (200, "true")
-    # With the credential a client keeps in its 0600 settings file (written by the converge).
-    status, body = HostApi(client, env_file=CLIENT_ENV_FILE, url=base).request("GET", "/admin/version")
+    status, body = HostApi(server, env_file=ENV_FILE, url=base).request("GET", "/admin/version")
     assert status == 200
     assert json.loads(body) == server.check_output(
         "/opt/prefect-server/venvs/*/bin/python -c 'import prefect; print(prefect.__version__)'"
     )
 
 
-def test_auth_is_enforced_when_set(server, client):
+def test_auth_is_enforced_when_set(server):
     settings = _settings(server)
-    base = f"http://{server.backend.get_hostname()}:{settings['PREFECT_SERVER_API_PORT']}/api"
-    status, _ = HostApi(client, url=base).request("GET", "/admin/version")
+    base = f"http://127.0.0.1:{settings['PREFECT_SERVER_API_PORT']}/api"
+    status, _ = HostApi(server, url=base).request("GET", "/admin/version")
     expected = 401 if settings.get("PREFECT_SERVER_API_AUTH_STRING") else 200
     assert status == expected
 

@@ -5,7 +5,7 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   api_url:
-    description: Prefect API URL, for example C(http://atd-prefect-01:4200/api).
+    description: Prefect API URL, for example C(https://atd-prefect-01:4200/api).
     type: str
     required: true
   auth_string:
@@ -22,6 +22,12 @@ options:
     description: Verify the server's TLS certificate.
     type: bool
     default: true
+  ca_path:
+    description:
+      - A CA certificate file on the host that certifies the server (the fleet CA's); the only CA
+        trusted then. Empty trusts the system's CAs.
+    type: path
+    default: ""
   timeout:
     description: Seconds to wait for each API call.
     type: int

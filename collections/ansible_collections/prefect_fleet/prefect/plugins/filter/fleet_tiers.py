@@ -59,10 +59,20 @@ def server_tiers(groups, hostvars, environments, default_port=4200):
             "hosts": hosts,
             "environments": [e for e, s in (environments or {}).items() if _tier_name(s) == tier],
             "replicas": replicas,
-            # Its first replica's API: a single server's (an HA tier's clients use its load balancer).
-            "url": f"http://{first['address']}:{first['port']}/api",
+            # Its first replica's API: a single server's (an HA tier's clients use its load balancer),
+            # always over TLS, at the TLS front of its host (docs/network.md).
+            "url": f"https://{first['address']}:{first['port']}/api",
         }
     return tiers
+
+
+def load_balancer_servers(replicas):
+    """The load balancer's backend servers from a tier's replicas: each reached at its host's TLS
+    front, whose certificate must name the replica's host (its inventory name)."""
+    return [
+        {"name": r["name"], "address": r["address"], "port": int(r["port"]), "tls": True, "verifyhost": r["host"]}
+        for r in replicas or []
+    ]
 
 
 def tier_database_name(tier):
@@ -131,9 +141,10 @@ def server_tier_of(tiers, host):
 
 
 def environment_apis(tiers, hostvars, default_api):
-    """{environment: {url, auth_string, api_key}}: how each environment's workers, registrar and
-    flows reach its API. The default tier's environments get default_api (the server, its load
-    balancer or Prefect Cloud); a named tier's get its server's URL and its hosts' credential."""
+    """{environment: {url, auth_string, api_key, ca_file}}: how each environment's workers,
+    registrar and flows reach its API. The default tier's environments get default_api (the
+    server, its load balancer or Prefect Cloud); a named tier's get its server's URL and its hosts'
+    credential, and the CA file of default_api (the fleet's CA, which certifies every server)."""
     apis = {}
     for tier, spec in tiers.items():
         for environment in spec["environments"]:
@@ -155,6 +166,7 @@ def environment_apis(tiers, hostvars, default_api):
                 "url": spec["url"],
                 "auth_string": hostvars[spec["hosts"][0]]["fleet_prefect_api_auth_string"],
                 "api_key": "",
+                "ca_file": default_api.get("ca_file", ""),
             }
     return apis
 
@@ -181,7 +193,8 @@ def cloud_workspaces(apis, environments, keys, cloud):
                 f"fleet_environments.{environment}.cloud_workspace_url is set, and vault_prefect_cloud_api_keys "
                 f"has no key for {environment}."
             )
-        routed[environment] = {"url": str(url).rstrip("/"), "auth_string": "", "api_key": str(key)}
+        # Prefect Cloud's certificate is a public CA's: no CA file of the fleet's.
+        routed[environment] = {"url": str(url).rstrip("/"), "auth_string": "", "api_key": str(key), "ca_file": ""}
     return routed
 
 
@@ -418,6 +431,7 @@ class FilterModule:
         return {
             "server_tiers": server_tiers,
             "server_tier_of": server_tier_of,
+            "load_balancer_servers": load_balancer_servers,
             "tier_database_name": tier_database_name,
             "tier_databases": tier_databases,
             "tier_postgresql": tier_postgresql,

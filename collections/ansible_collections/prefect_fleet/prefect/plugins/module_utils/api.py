@@ -32,6 +32,7 @@ API_ARGUMENT_SPEC = {
     "auth_string": {"type": "str", "no_log": True, "default": ""},
     "api_key": {"type": "str", "no_log": True, "default": ""},
     "validate_certs": {"type": "bool", "default": True},
+    "ca_path": {"type": "path", "default": ""},
     "timeout": {"type": "int", "default": 30},
 }
 
@@ -58,7 +59,10 @@ class PrefectAPI:
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
         # One TLS context for every request: open_url builds a new one per call, and loading the
         # system's CA store costs tens of milliseconds each time (most of a status read's time).
-        self.http = Request(context=make_context(validate_certs=self.validate_certs))
+        # With ca_path (the fleet CA's certificate), that CA alone certifies the server.
+        self.http = Request(
+            context=make_context(cafile=params.get("ca_path") or None, validate_certs=self.validate_certs)
+        )
         if params["auth_string"] and params.get("api_key"):
             module.fail_json(
                 msg="auth_string (a self-hosted server's basic auth) and api_key (Prefect Cloud) exclude each other"

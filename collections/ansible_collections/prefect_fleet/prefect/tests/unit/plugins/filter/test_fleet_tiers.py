@@ -45,7 +45,7 @@ def test_an_environment_without_server_uses_the_prefect_server_hosts_that_no_nam
         "hosts": ["atd-prefect-02"],
         "environments": ["staging", "qa"],
         "replicas": [{"name": "atd-prefect-02-4200", "host": "atd-prefect-02", "address": "10.0.0.11", "port": 4200}],
-        "url": "http://10.0.0.11:4200/api",
+        "url": "https://10.0.0.11:4200/api",
     }
 
 
@@ -74,11 +74,22 @@ def test_each_environment_gets_its_tiers_url_and_credential_and_no_other():
     tiers = f.server_tiers(GROUPS, facts, ENVIRONMENTS)
     # As read on the staging tier's server host, whose own group variables hold staging's credential:
     # production's still comes from production's servers.
-    default = {"url": "http://lb:4200/api", "auth_string": "admin:staging-secret", "api_key": ""}
+    ca = "/etc/prefect-fleet/tls/ca.crt"
+    default = {"url": "https://lb:4200/api", "auth_string": "admin:staging-secret", "api_key": "", "ca_file": ca}
     apis = f.environment_apis(tiers, facts, default)
-    assert apis["production"] == {"url": "http://lb:4200/api", "auth_string": "admin:production-secret", "api_key": ""}
-    staging = {"url": "http://10.0.0.11:4200/api", "auth_string": "admin:staging-secret", "api_key": ""}
+    production = {"url": "https://lb:4200/api", "auth_string": "admin:production-secret", "api_key": "", "ca_file": ca}
+    assert apis["production"] == production
+    # A named tier's server is certified by the fleet's CA too.
+    staging = {"url": "https://10.0.0.11:4200/api", "auth_string": "admin:staging-secret", "api_key": "", "ca_file": ca}
     assert apis["staging"] == apis["qa"] == staging
+
+
+def test_the_load_balancer_reaches_each_replica_through_its_hosts_tls_front():
+    tiers = f.server_tiers({"prefect_server": ["s1", "s2"]}, {"s1": {"ansible_host": "10.0.0.1"}, "s2": {}}, {})
+    assert f.load_balancer_servers(tiers["prefect_server"]["replicas"]) == [
+        {"name": "s1-4200", "address": "10.0.0.1", "port": 4200, "tls": True, "verifyhost": "s1"},
+        {"name": "s2-4200", "address": "s2", "port": 4200, "tls": True, "verifyhost": "s2"},
+    ]
 
 
 def test_an_environment_whose_tier_has_no_hosts_is_never_routed_to_another_tier():
@@ -334,7 +345,9 @@ def test_on_cloud_an_environment_with_a_workspace_of_its_own_gets_it_and_its_key
     fleet = {"url": FLEET_WS, "auth_string": "", "api_key": "pnu_fleet"}
     apis = {"production": fleet, "staging": fleet}
     routed = f.cloud_workspaces(apis, CLOUD_ENVIRONMENTS, {"production": "pnu_production"}, True)
-    assert routed == {"production": {"url": PROD_WS, "auth_string": "", "api_key": "pnu_production"}, "staging": fleet}
+    # Prefect Cloud's certificate is a public CA's: no CA file of the fleet's.
+    own = {"url": PROD_WS, "auth_string": "", "api_key": "pnu_production", "ca_file": ""}
+    assert routed == {"production": own, "staging": fleet}
     assert [g["environments"] for g in f.api_groups(routed, ["production", "staging"])] == [["production"], ["staging"]]
     # A server fleet's routing is the tiers', untouched.
     assert f.cloud_workspaces(apis, CLOUD_ENVIRONMENTS, {}, False) == apis

@@ -136,4 +136,15 @@ def test_every_request_of_a_module_shares_one_tls_context(prefect, run_module, m
     prefect.route("GET", "/work_pools/production/queues/atd-data02", (200, {"name": "atd-data02"}))
     run_module(work_queue, ARGS)
     assert len(prefect.calls) >= 2
-    assert contexts == [{"validate_certs": True}]
+    assert contexts == [{"cafile": None, "validate_certs": True}]
+
+
+def test_a_ca_path_is_the_one_ca_the_modules_trust(prefect, run_module, monkeypatch):
+    from ansible_collections.prefect_fleet.prefect.plugins.module_utils import api
+
+    contexts = []
+    monkeypatch.setattr(api, "make_context", lambda **options: contexts.append(options) or object())
+    prefect.route("GET", "/work_pools/production", (200, {"name": "production"}))
+    prefect.route("GET", "/work_pools/production/queues/atd-data02", (200, {"name": "atd-data02"}))
+    run_module(work_queue, {**ARGS, "ca_path": "/etc/prefect-fleet/tls/ca.crt"})
+    assert contexts == [{"cafile": "/etc/prefect-fleet/tls/ca.crt", "validate_certs": True}]

@@ -1,0 +1,164 @@
+"""Verify a converged tls_ca role: the fleet CA stays on the controller, the server's certificate
+names it and verifies against the CA, a client trusts that server with the CA and not without it,
+rotation issues a new key and certificate, certificates from the vault replace the fleet CA's, and
+every bad input is rejected before any change."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lab.ansible import playbook
+from tests.molecule_checks import assert_rejected_without_change, other_messages
+
+CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
+CA_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "ca"
+TLS = "/etc/prefect-fleet/tls"
+PORT = 8443
+# A TLS server on the server host with its certificate, and a client that verifies it with the
+# CA file it is given (or with the system's CAs), by the server's name.
+SERVE = (
+    "import http.server, ssl; s = http.server.HTTPServer(('0.0.0.0', {port}), http.server.SimpleHTTPRequestHandler); "
+    "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('{tls}/host.crt', '{tls}/host.key'); "
+    "s.socket = c.wrap_socket(s.socket, server_side=True); s.serve_forever()"
+)
+CHECK = (
+    "import socket, ssl, sys; c = ssl.create_default_context(cafile=sys.argv[1] or None); "
+    "s = c.wrap_socket(socket.create_connection((sys.argv[2], {port}), timeout=10), server_hostname=sys.argv[2]); "
+    "print(s.getpeercert()['serialNumber'])"
+)
+
+
+def _converge(*extra: str):
+    result = playbook(os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), *extra, check=False, cwd=Path.cwd())
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result.stdout
+
+
+def _serial(server) -> str:
+    return server.check_output(f"openssl x509 -in {TLS}/host.crt -noout -serial").removeprefix("serial=").upper()
+
+
+@pytest.fixture
+def tls_server(server):
+    """The server's certificate served on PORT, for as long as a test needs it."""
+    server.run("systemctl stop tls-ca-probe.service; systemctl reset-failed tls-ca-probe.service")
+    source = SERVE.format(port=PORT, tls=TLS)
+    server.check_output(f"systemd-run --unit tls-ca-probe.service python3 -c {shlex.quote(source)}")
+    server.check_output(
+        f"for i in $(seq 1 50); do python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {PORT}))' "
+        "2>/dev/null && exit 0; sleep 0.2; done; exit 1"
+    )
+    yield
+    server.run("systemctl stop tls-ca-probe.service")
+
+
+def _verify(client, ca_file: str):
+    return client.run(f"python3 -c {shlex.quote(CHECK.format(port=PORT))} {shlex.quote(ca_file)} tls-ca-server")
+
+
+def test_the_ca_key_stays_on_the_controller(server, client):
+    assert (CA_DIR.stat().st_mode & 0o777, (CA_DIR / "ca.key").stat().st_mode & 0o777) == (0o700, 0o600)
+    key_line = (CA_DIR / "ca.key").read_text().splitlines()[1]
+    for host in (server, client):
+        found = host.run(f"grep -rlF {shlex.quote(key_line)} /etc /opt /root /var/lib 2>/dev/null")
+        assert found.stdout == "", f"the CA's key is on {host.backend.get_hostname()}: {found.stdout}"
+
+
+def test_every_host_trusts_the_ca_and_only_the_server_has_a_key(server, client):
+    ca = CA_DIR.joinpath("ca.crt").read_text().strip()
+    for host in (server, client):
+        assert host.file(f"{TLS}/ca.crt").content_string.strip() == ca
+        assert host.file(f"{TLS}/ca.crt").mode == 0o644
+    for name in ("host.key", "host.pem"):
+        key = server.file(f"{TLS}/{name}")
+        assert (key.mode, key.user, key.group) == (0o600, "root", "root")
+        assert not client.file(f"{TLS}/{name}").exists
+    assert not client.file(f"{TLS}/host.crt").exists
+
+
+def test_the_servers_certificate_names_it_and_verifies_against_the_ca(server):
+    assert server.check_output(f"openssl verify -CAfile {TLS}/ca.crt {TLS}/host.crt") == f"{TLS}/host.crt: OK"
+    names = server.check_output(f"openssl x509 -in {TLS}/host.crt -noout -ext subjectAltName")
+    address = server.check_output("hostname -I").split()[0]
+    assert "DNS:tls-ca-server" in names
+    assert f"IP Address:{address}" in names
+    usage = server.check_output(f"openssl x509 -in {TLS}/host.crt -noout -ext extendedKeyUsage,basicConstraints")
+    assert "TLS Web Server Authentication" in usage
+    assert "CA:FALSE" in usage
+
+
+@pytest.mark.usefixtures("tls_server")
+def test_a_client_trusts_the_server_with_the_ca_and_not_without(server, client):
+    trusted = _verify(client, f"{TLS}/ca.crt")
+    assert trusted.rc == 0, trusted.stderr
+    assert trusted.stdout.strip() == _serial(server)
+    refused = _verify(client, "")
+    assert refused.rc != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr
+
+
+@pytest.mark.usefixtures("tls_server")
+def test_rotation_issues_a_new_key_and_certificate_that_clients_still_trust(server, client):
+    before = (_serial(server), server.check_output(f"sha256sum {TLS}/host.key"))
+    ca_before = CA_DIR.joinpath("ca.crt").read_text()
+    _converge("-e", json.dumps({"tls_ca_rotate": True}))
+    after = (_serial(server), server.check_output(f"sha256sum {TLS}/host.key"))
+    assert after[0] != before[0], "a new certificate"
+    assert after[1] != before[1], "a new key"
+    assert CA_DIR.joinpath("ca.crt").read_text() == ca_before, "the CA itself stays"
+    server.check_output("systemctl restart tls-ca-probe.service && sleep 1")
+    trusted = _verify(client, f"{TLS}/ca.crt")
+    assert trusted.rc == 0, trusted.stderr
+    assert trusted.stdout.strip() == after[0]
+    # Without rotation, a converge leaves it as it is.
+    assert "changed=0" in _converge().split("PLAY RECAP", 1)[1]
+
+
+def test_certificates_from_the_vault_replace_the_fleet_cas(server, client, tmp_path):
+    """An organisation's own CA and certificates, given as vault values (here the fleet CA's own
+    files, read as text): the role makes and issues nothing, and installs what it is given."""
+    own = {
+        "tls_ca_dir": "",
+        "tls_ca_certificate": CA_DIR.joinpath("ca.crt").read_text(),
+        "tls_ca_host_certificate": CA_DIR.joinpath("hosts/tls-ca-server.crt").read_text(),
+        "tls_ca_host_private_key": CA_DIR.joinpath("hosts/tls-ca-server.key").read_text(),
+    }
+    # Marked: the host's files must become exactly what the vault gives.
+    server.check_output(f"echo stale > {TLS}/host.crt")
+    path = tmp_path / "vault.json"
+    path.write_text(json.dumps(own))
+    _converge("-e", f"@{path}")
+    assert server.file(f"{TLS}/host.crt").content_string.strip() == own["tls_ca_host_certificate"].strip()
+    assert client.file(f"{TLS}/ca.crt").content_string.strip() == own["tls_ca_certificate"].strip()
+
+
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+CASES = {
+    "no-source": ({"tls_ca_dir": ""}, "Set exactly one of tls_ca_dir"),
+    "two-sources": ({"tls_ca_certificate": CERT}, "Set exactly one of tls_ca_dir"),
+    "relative-dir": ({"tls_ca_dir": "ca"}, "tls_ca_dir must be an absolute path on the controller, got 'ca'"),
+    "not-a-certificate": (
+        {"tls_ca_dir": "", "tls_ca_certificate": "hello"},
+        "tls_ca_certificate must be a PEM certificate",
+    ),
+    "vault-without-host-key": (
+        {"tls_ca_dir": "", "tls_ca_certificate": CERT, "tls_ca_host_certificate": CERT},
+        "tls-ca-server serves TLS and the certificates come from the vault",
+    ),
+    "no-names": ({"tls_ca_host_names": [""]}, "tls_ca_host_names must name the host at least once"),
+    "renew-after-expiry": (
+        {"tls_ca_renew_days": 400},
+        "Need tls_ca_valid_days >= tls_ca_host_valid_days > tls_ca_renew_days",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_invalid_input_fails_before_any_change(server, case):
+    extra_vars, message = CASES[case]
+    assert_rejected_without_change(server, CONVERGE, extra_vars, message, other_messages(CASES, case))
