@@ -196,6 +196,10 @@ bench-workers: venv ## On the lab (make lab first): submit-to-Running latency vs
 bench-sync: venv ## On the lab (make lab first): push -> every checkout and -> deployments, sync playbook vs timer alone
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.sync 5 $(INVENTORY)
 
+.PHONY: bench-tls
+bench-tls: venv ## On the lab (make lab first): the API's TLS front vs plain HTTP, kept-alive and with a handshake per request
+	$(ANSIBLE_ENV) $(PY) -m benchmarks.tls 20
+
 .PHONY: bench-venv
 bench-venv: venv ## On the lab (make lab first): the flows' venv built by pip and by uv, alternating on one worker host
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.venv 3 $(INVENTORY)

@@ -37,6 +37,7 @@ import base64
 import contextlib
 import os
 import random
+import ssl
 import statistics
 import subprocess
 import sys
@@ -140,13 +141,15 @@ def summary(values: list[float]) -> str:
 
 
 class Server:
-    def __init__(self, api: str, auth: str) -> None:
+    def __init__(self, api: str, auth: str, ca_file: str) -> None:
         token = base64.b64encode(auth.encode()).decode() if auth else ""
         headers = {"Authorization": f"Basic {token}"} if token else {}
         self.api = api
         self.client = httpx.AsyncClient(
             base_url=api,
             headers=headers,
+            # The fleet CA certifies the API (docs/network.md), as for every client of the fleet.
+            verify=ssl.create_default_context(cafile=ca_file),
             timeout=CLIENT_TIMEOUT,
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000),
         )
@@ -361,8 +364,14 @@ def main() -> None:
                 finish(process, f"site.yml ({backend})")
             servers = {}
             for backend, inventory in inventories.items():
-                resolved = resolve(inventory, ["fleet_prefect_api_url", "prefect_server_auth_string"])
-                servers[backend] = Server(resolved["fleet_prefect_api_url"], resolved["prefect_server_auth_string"])
+                resolved = resolve(
+                    inventory, ["fleet_prefect_api_url", "prefect_server_auth_string", "fleet_tls_ca_dir"]
+                )
+                servers[backend] = Server(
+                    resolved["fleet_prefect_api_url"],
+                    resolved["prefect_server_auth_string"],
+                    resolved["fleet_tls_ca_dir"] + "/ca.crt",
+                )
             print(f"measuring {sizes} pollers, {seconds:.0f} s each, backends interleaved", flush=True)
             steps = asyncio.run(benchmark(servers, sizes, seconds))
         finally:

@@ -138,12 +138,15 @@ def test_certificates_from_the_vault_replace_the_fleet_cas(server, client, tmp_p
 
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
+# The host's own certificate and key from the vault, so that a case breaks only its own rule.
+HOST = {"tls_ca_host_certificate": CERT, "tls_ca_host_private_key": KEY}
 CASES = {
     "no-source": ({"tls_ca_dir": ""}, "Set exactly one of tls_ca_dir"),
-    "two-sources": ({"tls_ca_certificate": CERT}, "Set exactly one of tls_ca_dir"),
+    "two-sources": ({"tls_ca_certificate": CERT, **HOST}, "Set exactly one of tls_ca_dir"),
     "relative-dir": ({"tls_ca_dir": "ca"}, "tls_ca_dir must be an absolute path on the controller, got 'ca'"),
     "not-a-certificate": (
-        {"tls_ca_dir": "", "tls_ca_certificate": "hello"},
+        {"tls_ca_dir": "", "tls_ca_certificate": "hello", **HOST},
         "tls_ca_certificate must be a PEM certificate",
     ),
     "vault-without-host-key": (

@@ -11,6 +11,9 @@ Dask cluster, each with its problems, and `healthy`. `fleet_status_table` render
 
 from __future__ import annotations
 
+import csv
+import io
+
 WORKER_COLUMNS = (
     ("host", 16),
     ("environment", 12),
@@ -125,9 +128,24 @@ def client_versions(workers):
     return found
 
 
+def haproxy_readings(stats_csv, backend="", fronts=()):
+    """HAProxy's stats page as CSV -> {name: status}: with `backend` (a load balancer), the status
+    of each of its servers; without, of each TLS front's local API process, as front_<port> (a
+    server host). A front missing from the page reads '?'."""
+    rows = list(csv.DictReader(io.StringIO(str(stats_csv or "").lstrip("# "))))
+    if backend:
+        return {
+            r["svname"]: r["status"]
+            for r in rows
+            if r.get("pxname") == backend and r.get("svname") not in ("FRONTEND", "BACKEND")
+        }
+    local = {r["pxname"]: r["status"] for r in rows if r.get("svname") == "local"}
+    return {f"front_{port}": local.get(f"local_{port}", "?") for port in fronts or ()}
+
+
 def fleet_status(inputs):
     """inputs -> the status document. inputs: servers [{host, units: {unit: state}, ready: {port:
-    status}, database}], ha [{host, kind: redis|lb, unit, state, replicas: {name: state}}], api
+    status}, database}], ha [{host, kind: redis|lb|front, unit, state, replicas: {name: state}}], api
     (work_pool_info's result: version, pools), workers [{host, report (prefect-fleet status), labels,
     deploying, interval}], dask (the dask_swarm role's readings on the swarm's manager, or none),
     dask_expected."""
@@ -143,13 +161,15 @@ def fleet_status(inputs):
         ha.append(host)
         if host.get("state") != "active":
             problems.append(f"{host['host']}: {host.get('unit', '?')} {host.get('state', '?')}")
-        if host.get("kind") == "lb":
+        if host.get("kind") in ("lb", "front"):
+            # A load balancer's replicas; a server host's TLS fronts, each with its API process.
+            what = "replica" if host["kind"] == "lb" else "TLS front"
             replicas = host.get("replicas") or {}
             problems += [
-                f"{host['host']}: replica {name} {state}" for name, state in sorted(replicas.items()) if state != "UP"
+                f"{host['host']}: {what} {name} {state}" for name, state in sorted(replicas.items()) if state != "UP"
             ]
             if not replicas:
-                problems.append(f"{host['host']}: no replica state from the stats page")
+                problems.append(f"{host['host']}: no {what} state from the stats page")
     workers = []
     for worker in inputs.get("workers", []):
         if not worker.get("report"):
@@ -298,6 +318,7 @@ class FilterModule:
     def filters(self):
         return {
             "fleet_status": fleet_status,
+            "haproxy_readings": haproxy_readings,
             "fleet_status_table": fleet_status_table,
             "dask_cluster_status": dask_cluster_status,
         }

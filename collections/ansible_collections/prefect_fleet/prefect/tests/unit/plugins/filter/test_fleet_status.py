@@ -205,6 +205,48 @@ def test_the_load_balancer_names_replicas_that_are_not_up():
     ]
 
 
+# HAProxy's stats page as CSV, cut to the columns the readings use (the page has about 90).
+STATS = """# pxname,svname,status
+front_4200,FRONTEND,OPEN
+local_4200,local,UP
+local_4200,BACKEND,UP
+front_4201,FRONTEND,OPEN
+local_4201,local,DOWN
+prefect_api,a-4200,UP
+prefect_api,b-4200,MAINT
+prefect_api,BACKEND,UP
+stats,FRONTEND,OPEN
+"""
+
+
+def test_haproxy_readings_are_a_balancers_replicas_or_a_server_hosts_fronts():
+    assert f.haproxy_readings(STATS, "prefect_api", []) == {"a-4200": "UP", "b-4200": "MAINT"}
+    assert f.haproxy_readings(STATS, "", [4200, 4201, 4202]) == {
+        "front_4200": "UP",
+        "front_4201": "DOWN",
+        "front_4202": "?",
+    }
+    assert f.haproxy_readings("", "", [4200]) == {"front_4200": "?"}
+
+
+def test_a_server_hosts_tls_front_whose_api_process_is_down_is_named():
+    data = fleet()
+    data["ha"] = [
+        {"host": "atd-prefect-01", "kind": "front", "unit": "haproxy.service", "state": "active", "replicas": {}},
+        {
+            "host": "atd-prefect-02",
+            "kind": "front",
+            "unit": "haproxy.service",
+            "state": "active",
+            "replicas": {"front_4200": "DOWN"},
+        },
+    ]
+    assert f.fleet_status(data)["problems"] == [
+        "atd-prefect-01: no TLS front state from the stats page",
+        "atd-prefect-02: TLS front front_4200 DOWN",
+    ]
+
+
 def test_the_table_shows_every_row_and_the_verdict():
     table = f.fleet_status_table(f.fleet_status(fleet())).splitlines()
     assert table[0].startswith("server   atd-prefect-01")
@@ -223,7 +265,12 @@ def test_the_clients_comparisons_are_read_from_the_worker_hosts_reports():
 
 
 def test_the_filters_are_registered():
-    assert set(f.FilterModule().filters()) == {"fleet_status", "fleet_status_table", "dask_cluster_status"}
+    assert set(f.FilterModule().filters()) == {
+        "fleet_status",
+        "fleet_status_table",
+        "dask_cluster_status",
+        "haproxy_readings",
+    }
 
 
 def dask_readings(**changes) -> dict:
