@@ -208,6 +208,10 @@ bench-venv: venv ## On the lab (make lab first): the flows' venv built by pip an
 bench-dask: venv ## On the lab (make lab first): 1,000 tiny tasks swarm vs in-process, 200 x 0.2 s on one worker vs all
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.dask 2
 
+.PHONY: bench-dask-tls
+bench-dask-tls: venv ## Dask's TLS against plain TCP, two local clusters side by side (no lab): tiny tasks, 8 MiB results
+	$(PY) -m benchmarks.dask_tls 5
+
 .PHONY: bench-restart
 bench-restart: venv ## On the lab (make lab first): rolling restart per host (drain, restart) and pickup during vs outside it
 	$(ANSIBLE_ENV) $(PY) -m benchmarks.restart $(INVENTORY)

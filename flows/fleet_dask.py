@@ -41,7 +41,12 @@ def dask_task_runner(module: str, *modules: ModuleType, threads: int | None = No
     """
     address = scheduler_address()
     if not address:
-        return DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": threads})
+        # In-process comms (inproc://) by name: with the fleet's Dask TLS settings in the
+        # environment (require-encryption), LocalCluster would otherwise pick tls:// for itself
+        # and fail without a scheduler certificate.
+        return DaskTaskRunner(
+            cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": threads, "protocol": "inproc://"}
+        )
     # This helper is a local module too: the flow's function, which travels with the run's context,
     # refers to it.
     for by_value in [sys.modules.get(module), sys.modules[__name__], *modules]:

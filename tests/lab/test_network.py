@@ -130,7 +130,7 @@ def test_the_server_processes_listen_on_loopback_and_its_tls_front_on_the_fleets
 
 def test_a_capture_during_a_flow_run_finds_no_credential_in_clear(lab):
     """On the server host (every client's API traffic arrives there) and on the worker host that
-    runs the flow (the worker's polls and the run's own calls leave there)."""
+    runs the flow (the worker's polls, the run's own calls and its Dask tasks leave there)."""
     api = lab.api
     server, worker = lab.groups["prefect_server"][0], "atd-data02"
     auth = lab.server["prefect_server_auth_string"]
@@ -173,7 +173,9 @@ def test_a_capture_during_a_flow_run_finds_no_credential_in_clear(lab):
         "s.recv(100)"
     )
     lab.ssh(worker, f"python3 -c {shlex.quote(control_request)} {lab.addresses[server]} {control}", check=False)
-    run = start(api, "fleet-report", "fleet-report-production-atd-data02", "production", "atd-data02")
+    # The mapping flow: the worker's polls, the run's own API calls, and its tasks sent to the
+    # production Dask cluster with the run's settings (the API's credential among them).
+    run = start(api, "dask-mapping", "dask-mapping-production-atd-data02", "production", "atd-data02")
     try:
         (ran,) = wait(api, [run], timeout=300)
     finally:
@@ -243,3 +245,63 @@ def test_rotating_the_servers_certificate_needs_nothing_of_the_clients(lab):
     run = start(api, "fleet-report", "fleet-report-production-atd-data02", "production", "atd-data02")
     (ran,) = wait(api, [run], timeout=300)
     assert ran.state == "COMPLETED", describe(lab, ran)
+
+
+# Run as root on a worker host with an environment's venv: production's scheduler, approached
+# with production's CA (public, as an attacker may know it) and no certificate, with staging's
+# certificate, in plain TCP, and with production's own certificate (the control).
+DASK_PROBE = r"""
+import json, socket, ssl, sys
+from urllib.parse import urlsplit
+from distributed import Client
+from distributed.security import Security
+address, ca, own, other = sys.argv[1:5]
+host, port = urlsplit(address).hostname, urlsplit(address).port
+def without_certificate():
+    # Dask's own client will not even try without one: a TLS handshake that trusts the CA.
+    context = ssl.create_default_context(cafile=ca)
+    context.check_hostname = False
+    try:
+        with socket.create_connection((host, port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                tls.sendall(b"hello")
+                data = tls.recv(100)
+                return "answered %r" % data if data else "closed"
+    except Exception as error:
+        return "refused: %s" % type(error).__name__
+def client(url, security):
+    try:
+        with Client(url, security=security, timeout=15) as c:
+            return "connected: %d workers" % len(c.scheduler_info()["workers"])
+    except Exception as error:
+        return "refused: %s" % type(error).__name__
+def tls(cert):
+    return Security(tls_ca_file=ca, tls_client_cert=cert, require_encryption=True)
+print(json.dumps({
+    "no certificate": without_certificate(),
+    "plain TCP": client(address.replace("tls://", "tcp://", 1), Security()),
+    "staging's certificate": client(address, tls(other)),
+    "production's certificate": client(address, tls(own)),
+}))
+"""
+
+
+def test_a_dask_scheduler_refuses_any_client_without_its_environments_certificate(lab):
+    """Each cluster trusts its own CA alone (docs/dask.md): production's scheduler, reached from a
+    worker host, refuses a TLS client with no certificate, a plain TCP one and staging's client
+    certificate, and accepts production's."""
+    worker = lab.groups["prefect_workers"][0]
+    address = lab.server["fleet_dask_scheduler_addresses"]["production"]
+    assert address.startswith("tls://")
+    config = "/etc/prefect-worker"
+    args = [address, f"{config}/production.dask-ca.crt", f"{config}/production.dask.pem", f"{config}/staging.dask.pem"]
+    answers = json.loads(
+        lab.ssh(
+            worker,
+            f"/opt/prefect/production/venv/bin/python -c {shlex.quote(DASK_PROBE)} " + " ".join(map(shlex.quote, args)),
+        ).stdout
+    )
+    assert answers["production's certificate"].startswith("connected: "), answers
+    assert answers["production's certificate"] != "connected: 0 workers", answers
+    for attempt in ("no certificate", "plain TCP", "staging's certificate"):
+        assert answers[attempt].startswith(("refused: ", "closed")), answers

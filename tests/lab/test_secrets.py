@@ -81,6 +81,11 @@ def lab_secrets(lab) -> dict[str, str]:
         "the git deploy key": max(key_lines, key=len),
         # The server's TLS key, in its 0600 files only.
         "the server's TLS key": tls_key_line(lab, f"hosts/{lab.groups['prefect_server'][0]}.key"),
+        # Each environment's Dask client key, in its user's 0600 file only.
+        **{
+            f"the {env} Dask client key": tls_key_line(lab, f"dask-{env}/client.key")
+            for env in lab.server["fleet_dask_clusters"]
+        },
     } | in_no_file(lab)
 
 
@@ -97,8 +102,14 @@ def in_no_file(lab) -> dict[str, str]:
     state = Path(lab.server["lab_state_dir"]) / "secrets"
     return {f"the {env} flows' lab-token (in no file)": value for env, value in flow_secrets(lab).items()} | {
         "the webhook token (in no file)": (state / "webhook-token").read_text().strip(),
-        # The fleet CA's key stays on the controller.
+        # The fleet CA's key stays on the controller; the Dask clusters' CA keys too, and their
+        # schedulers' and workers' keys are the swarm's secrets, on no fleet host.
         "the fleet CA's key (in no file)": tls_key_line(lab, "ca.key"),
+        **{
+            f"the {cluster} Dask {what} key (in no file)": tls_key_line(lab, f"dask-{cluster}/{what}.key")
+            for cluster in lab.server["fleet_dask_clusters"]
+            for what in ("ca", "scheduler", "worker")
+        },
     }
 
 

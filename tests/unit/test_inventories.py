@@ -117,8 +117,8 @@ def test_each_environment_gets_its_own_dask_cluster_on_its_own_ports(tmp_path):
         "staging": {"scheduler_port": 8788, "dashboard_port": 8789, "worker_replicas": 1},
     }
     assert wiring["fleet_dask_scheduler_addresses"] == {
-        "production": "tcp://10.0.0.5:8786",
-        "staging": "tcp://10.0.0.5:8788",
+        "production": "tls://10.0.0.5:8786",
+        "staging": "tls://10.0.0.5:8788",
     }
 
 
@@ -126,8 +126,8 @@ def test_a_shared_dask_cluster_serves_every_environment(tmp_path):
     wiring = _dask_wiring(tmp_path, {"fleet_dask_shared_cluster": True, "fleet_dask_scheduler_host": "dask.internal"})
     assert wiring["fleet_dask_clusters"] == {"shared": {"scheduler_port": 8786, "dashboard_port": 8787}}
     assert wiring["fleet_dask_scheduler_addresses"] == {
-        "production": "tcp://dask.internal:8786",
-        "staging": "tcp://dask.internal:8786",
+        "production": "tls://dask.internal:8786",
+        "staging": "tls://dask.internal:8786",
     }
 
 

@@ -66,6 +66,20 @@ def test_a_server_without_credential_passes_when_the_inventory_says_why(tmp_path
     assert rc == 0, out
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"fleet_flows_repo_known_hosts": "forge.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyExampleKey"},
+        {"fleet_flows_repo_host_key_unpinned_unsafe_reason": "a throwaway forge on a laptop"},
+    ],
+    ids=["pinned", "unpinned-with-a-reason"],
+)
+def test_an_ssh_remote_passes_with_its_host_key_pinned_or_a_reason(tmp_path, settings):
+    repo = {"fleet_flows_repo": "ssh://git@forge.example/srv/flows.git", **settings}
+    rc, out = _preflight(tmp_path, _inventory({"atd-prefect-01": {}}, repo, prefect_workers={"atd-data02": {}}))
+    assert rc == 0, out
+
+
 def test_a_good_ha_inventory_passes(tmp_path):
     rc, out = _preflight(tmp_path, _inventory(HA_SERVERS, prefect_database=DB, **HA_PARTS))
     assert rc == 0, out
@@ -144,6 +158,26 @@ def test_a_good_ha_inventory_passes(tmp_path):
             _inventory({"atd-prefect-01": {}}, {"fleet_tls_ca_dir": ""}),
             "A fleet with its own Prefect server serves its API over TLS only: set fleet_tls_ca_dir",
         ),
+        (
+            _inventory({"atd-prefect-01": {"haproxy_stats_address": "0.0.0.0"}}),
+            "HAProxy's stats page on atd-prefect-01 would listen on 0.0.0.0 without a password",
+        ),
+        (
+            _inventory(
+                {"atd-prefect-01": {}},
+                {"fleet_flows_repo": "ssh://git@forge.example/srv/flows.git"},
+                prefect_workers={"atd-data02": {}},
+            ),
+            "is reached over SSH, and fleet_flows_repo_known_hosts does not pin its host key",
+        ),
+        (
+            _inventory(
+                {"atd-prefect-01": {}},
+                {"fleet_flows_repo": "git@forge.example:data/flows.git"},
+                prefect_workers={"atd-data02": {}},
+            ),
+            "fleet_flows_repo (git@forge.example:data/flows.git) is reached over SSH",
+        ),
     ],
     ids=[
         "no-server",
@@ -165,6 +199,9 @@ def test_a_good_ha_inventory_passes(tmp_path):
         "placeholder-credential",
         "short-credential",
         "no-tls-ca",
+        "stats-page-open-without-password",
+        "ssh-remote-host-key-not-pinned",
+        "scp-like-remote-host-key-not-pinned",
     ],
 )
 def test_a_bad_inventory_is_rejected(tmp_path, inventory, message):

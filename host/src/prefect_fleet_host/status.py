@@ -107,12 +107,14 @@ def remote_head(settings: dict[str, str], user: str) -> str:
     return out.split("\t", 1)[0].strip() if out.strip() else ""
 
 
-def dask_clients(venv: Path, targets: list[tuple[str, str]], user: str) -> list[dict]:
+def dask_clients(venv: Path, targets: list[tuple[str, str]], user: str, settings: dict[str, str]) -> list[dict]:
     """dask_versions' answers for a client of this venv, one per (cluster, scheduler address), from
-    one process run as the service user; never raises. Isolated mode (-I): no PYTHON* variables, no
+    one process run as the service user with its environment's Dask settings (`settings`: its TLS
+    client certificate among them); never raises. Isolated mode (-I): no PYTHON* variables, no
     user site, not the current directory on the path."""
     source = Path(dask_versions.__file__).read_text()
     command, env = _as_user([str(venv / "bin" / "python"), "-I", "-c", source, *(a for _c, a in targets)], user)
+    env.update({key: value for key, value in settings.items() if key.startswith("DASK_DISTRIBUTED__")})
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
         answers = (
@@ -145,7 +147,11 @@ def collect(
         healths = {e: pool.submit(health, settings[e].get("PREFECT_WORKER_WEBSERVER_PORT", "0")) for e in environments}
         compared = {
             venv: pool.submit(
-                dask_clients, Path(venv), [(c, a) for _e, c, a in members], service_user(user_prefix, members[0][0])
+                dask_clients,
+                Path(venv),
+                [(c, a) for _e, c, a in members],
+                service_user(user_prefix, members[0][0]),
+                settings.get(members[0][0], {}),
             )
             for venv, members in shared.items()
         }

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,36 @@ def test_every_host_trusts_the_ca_and_only_the_server_has_a_key(server, client):
     assert not client.file(f"{TLS}/host.crt").exists
 
 
+def test_each_further_ca_certifies_its_own_certificates_and_no_other(server, client):
+    """tls_ca_authorities: a CA each, on the controller only; a certificate of one is worthless to
+    a peer that trusts another (the fleet CA or the other further CA)."""
+
+    def verify(ca: Path, certificate: Path) -> bool:
+        return subprocess.run(["openssl", "verify", "-CAfile", ca, certificate], capture_output=True).returncode == 0
+
+    production, staging = CA_DIR / "dask-production", CA_DIR / "dask-staging"
+    assert sorted(p.name for p in production.iterdir()) == [
+        "ca.crt",
+        "ca.key",
+        "client.crt",
+        "client.key",
+        "scheduler.crt",
+        "scheduler.key",
+    ]
+    assert (production.stat().st_mode & 0o777, (production / "client.key").stat().st_mode & 0o777) == (0o700, 0o600)
+    assert verify(production / "ca.crt", production / "client.crt")
+    assert verify(production / "ca.crt", production / "scheduler.crt")
+    assert verify(staging / "ca.crt", staging / "client.crt")
+    assert not verify(production / "ca.crt", staging / "client.crt")
+    assert not verify(CA_DIR / "ca.crt", production / "client.crt")
+    assert not verify(production / "ca.crt", CA_DIR / "hosts" / "tls-ca-server.crt")
+    for host in (server, client):
+        assert (
+            host.run(f"grep -rlF {shlex.quote((production / 'ca.key').read_text().splitlines()[1])} /etc /opt").stdout
+            == ""
+        )
+
+
 def test_the_servers_certificate_names_it_and_verifies_against_the_ca(server):
     assert server.check_output(f"openssl verify -CAfile {TLS}/ca.crt {TLS}/host.crt") == f"{TLS}/host.crt: OK"
     names = server.check_output(f"openssl x509 -in {TLS}/host.crt -noout -ext subjectAltName")
@@ -106,7 +138,10 @@ def test_a_client_trusts_the_server_with_the_ca_and_not_without(server, client):
 def test_rotation_issues_a_new_key_and_certificate_that_clients_still_trust(server, client):
     before = (_serial(server), server.check_output(f"sha256sum {TLS}/host.key"))
     ca_before = CA_DIR.joinpath("ca.crt").read_text()
+    further = CA_DIR / "dask-production" / "client.crt"
+    further_before = further.read_text()
     _converge("-e", json.dumps({"tls_ca_rotate": True}))
+    assert further.read_text() == further_before, "the further CAs' certificates rotate apart"
     after = (_serial(server), server.check_output(f"sha256sum {TLS}/host.key"))
     assert after[0] != before[0], "a new certificate"
     assert after[1] != before[1], "a new key"
@@ -116,14 +151,20 @@ def test_rotation_issues_a_new_key_and_certificate_that_clients_still_trust(serv
     assert trusted.rc == 0, trusted.stderr
     assert trusted.stdout.strip() == after[0]
     # Without rotation, a converge leaves it as it is.
-    assert "changed=0" in _converge().split("PLAY RECAP", 1)[1]
+    recap = _converge().split("PLAY RECAP", 1)[1]
+    assert "changed=0" in recap
+    assert not re.search(r"changed=[1-9]", recap), recap
+    # tls_ca_rotate_authorities: every further certificate again, the host's as it was.
+    _converge("-e", json.dumps({"tls_ca_rotate_authorities": True}))
+    assert further.read_text() != further_before
+    assert _serial(server) == after[0]
 
 
 def test_certificates_from_the_vault_replace_the_fleet_cas(server, client, tmp_path):
     """An organisation's own CA and certificates, given as vault values (here the fleet CA's own
     files, read as text): the role makes and issues nothing, and installs what it is given."""
+    # tls_ca_dir stays: it holds the further CAs (tls_ca_authorities) then, and nothing else.
     own = {
-        "tls_ca_dir": "",
         "tls_ca_certificate": CA_DIR.joinpath("ca.crt").read_text(),
         "tls_ca_host_certificate": CA_DIR.joinpath("hosts/tls-ca-server.crt").read_text(),
         "tls_ca_host_private_key": CA_DIR.joinpath("hosts/tls-ca-server.key").read_text(),
@@ -141,16 +182,25 @@ CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
 # The host's own certificate and key from the vault, so that a case breaks only its own rule.
 HOST = {"tls_ca_host_certificate": CERT, "tls_ca_host_private_key": KEY}
+# Without tls_ca_dir, the scenario's further CAs would break a rule of their own.
+NO_AUTHORITIES = {"tls_ca_authorities": {}}
 CASES = {
-    "no-source": ({"tls_ca_dir": ""}, "Set exactly one of tls_ca_dir"),
-    "two-sources": ({"tls_ca_certificate": CERT, **HOST}, "Set exactly one of tls_ca_dir"),
+    "no-source": ({"tls_ca_dir": "", **NO_AUTHORITIES}, "Set tls_ca_dir (a directory on the controller"),
+    "authority-without-certificates": (
+        {"tls_ca_authorities": {"dask-production": []}},
+        "tls_ca_authorities needs tls_ca_dir",
+    ),
+    "authority-without-dir": (
+        {"tls_ca_dir": "", "tls_ca_certificate": CERT, **HOST, "tls_ca_authorities": {"dask-production": ["client"]}},
+        "tls_ca_authorities needs tls_ca_dir",
+    ),
     "relative-dir": ({"tls_ca_dir": "ca"}, "tls_ca_dir must be an absolute path on the controller, got 'ca'"),
     "not-a-certificate": (
-        {"tls_ca_dir": "", "tls_ca_certificate": "hello", **HOST},
+        {"tls_ca_dir": "", "tls_ca_certificate": "hello", **HOST, **NO_AUTHORITIES},
         "tls_ca_certificate must be a PEM certificate",
     ),
     "vault-without-host-key": (
-        {"tls_ca_dir": "", "tls_ca_certificate": CERT, "tls_ca_host_certificate": CERT},
+        {"tls_ca_dir": "", "tls_ca_certificate": CERT, "tls_ca_host_certificate": CERT, **NO_AUTHORITIES},
         "tls-ca-server serves TLS and the certificates come from the vault",
     ),
     "no-names": ({"tls_ca_host_names": [""]}, "tls_ca_host_names must name the host at least once"),

@@ -7,6 +7,10 @@ Plain Python, unit-tested on recorded inputs. Messages name variables and hosts,
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ansible.errors import AnsibleFilterError
+
 # The shortest secret (the part after "user:") a server's credential may have.
 MIN_SECRET = 16
 # Values the documentation shows as examples: never a real credential.
@@ -44,6 +48,59 @@ def api_credential_problems(tiers, hostvars, open_reason=""):
     return problems
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def stats_page_problems(hosts, hostvars):
+    """One message per host whose HAProxy stats page would listen beyond loopback without a
+    password (haproxy_stats_address, _auth, _enabled, with the haproxy role's defaults)."""
+    problems = []
+    for host in hosts or []:
+        facts = hostvars.get(host) or {}
+        address = str(facts.get("haproxy_stats_address", "127.0.0.1"))
+        enabled = facts.get("haproxy_stats_enabled", True)
+        if str(enabled).lower() in ("false", "no", "0") or address in LOOPBACK or facts.get("haproxy_stats_auth"):
+            continue
+        problems.append(
+            f"HAProxy's stats page on {host} would listen on {address} without a password: set "
+            "vault_haproxy_stats_auth ('user:password'), or keep haproxy_stats_address on 127.0.0.1 (docs/network.md)."
+        )
+    return problems
+
+
+def tls_pems(directory, names):
+    """A CA directory of tls_ca (tls_ca_authorities) on the controller -> {"ca": its certificate,
+    name: the certificate, then the key, of each of `names`}, as PEM text: what a service that
+    trusts only that CA is given. A missing file raises: the tls play makes them first."""
+    base = Path(str(directory))
+    try:
+        pems = {"ca": (base / "ca.crt").read_text().strip() + "\n"}
+        for name in names or []:
+            pems[str(name)] = (
+                (base / f"{name}.crt").read_text().strip() + "\n" + (base / f"{name}.key").read_text().strip() + "\n"
+            )
+    except OSError as error:
+        raise AnsibleFilterError(f"{error.filename}: {error.strerror} (playbooks/tls.yml makes it)") from error
+    return pems
+
+
+def dask_client_tls(pems, environments, shared=False):
+    """{cluster: tls_pems of its CA} -> {environment: {ca, client}}: what each environment's Dask
+    clients are given, from its own cluster (the shared one when all share it); never a scheduler's
+    or a worker's key."""
+    out = {}
+    for environment in environments or []:
+        cluster = pems.get("shared" if shared else environment)
+        if cluster:
+            out[str(environment)] = {"ca": cluster["ca"], "client": cluster["client"]}
+    return out
+
+
 class FilterModule:
     def filters(self):
-        return {"api_credential_problems": api_credential_problems}
+        return {
+            "api_credential_problems": api_credential_problems,
+            "stats_page_problems": stats_page_problems,
+            "tls_pems": tls_pems,
+            "dask_client_tls": dask_client_tls,
+        }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.prefect_fleet.prefect.plugins.filter import fleet_security as f
 
@@ -53,6 +54,51 @@ def test_every_failing_tier_is_named():
         "the server tier prefect_server",
         "the server tier production_server",
     ]
+
+
+@pytest.mark.parametrize(
+    ("facts", "open_"),
+    [
+        ({}, False),
+        ({"haproxy_stats_address": "0.0.0.0"}, True),
+        ({"haproxy_stats_address": "*", "haproxy_stats_auth": ""}, True),
+        ({"haproxy_stats_address": "*", "haproxy_stats_auth": "stats:a-long-password"}, False),
+        ({"haproxy_stats_address": "10.0.0.5", "haproxy_stats_enabled": False}, False),
+        ({"haproxy_stats_address": "::1"}, False),
+    ],
+)
+def test_a_stats_page_beyond_loopback_needs_a_password(facts, open_):
+    problems = f.stats_page_problems(["atd-lb-01"], {"atd-lb-01": facts})
+    assert bool(problems) == open_
+    if open_:
+        assert problems[0].startswith("HAProxy's stats page on atd-lb-01 would listen on")
+
+
+def test_tls_pems_reads_a_cas_certificate_and_each_certificate_with_its_key(tmp_path):
+    (tmp_path / "ca.crt").write_text("CA\n")
+    (tmp_path / "client.crt").write_text("CERT\n\n")
+    (tmp_path / "client.key").write_text("KEY")
+    assert f.tls_pems(tmp_path, ["client"]) == {"ca": "CA\n", "client": "CERT\nKEY\n"}
+    with pytest.raises(
+        AnsibleFilterError, match=r"worker\.crt: No such file or directory \(playbooks/tls\.yml makes it\)"
+    ):
+        f.tls_pems(tmp_path, ["worker"])
+
+
+def test_each_environments_dask_client_gets_its_own_clusters_ca_and_client_certificate_only():
+    pems = {
+        env: {"ca": f"{env}-ca", "scheduler": f"{env}-s", "worker": f"{env}-w", "client": f"{env}-c"}
+        for env in ("production", "staging", "shared")
+    }
+    assert f.dask_client_tls(pems, ["production", "staging", "qa"]) == {
+        "production": {"ca": "production-ca", "client": "production-c"},
+        "staging": {"ca": "staging-ca", "client": "staging-c"},
+    }
+    assert f.dask_client_tls(pems, ["production", "staging"], shared=True) == {
+        "production": {"ca": "shared-ca", "client": "shared-c"},
+        "staging": {"ca": "shared-ca", "client": "shared-c"},
+    }
+    assert f.dask_client_tls({}, ["production"]) == {}
 
 
 def test_a_stated_reason_lets_a_server_run_open():
