@@ -4,6 +4,7 @@ real API answers them (the collection's own unit tests fake the API for the rest
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -12,11 +13,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from base64 import b64encode
 from pathlib import Path
 
 import pytest
 
+from lab import prefect_api
 from lab.ansible import playbook as run_playbook
 from tests.conftest import ROOT, VENV_BIN
 
@@ -131,12 +132,17 @@ def expect(tmp_path: Path, name: str, args: dict, changed: bool, *flags: str) ->
     return result
 
 
+def call(api: str, method: str, path: str, body: dict | None = None):
+    """One API call through the tests' client, which retries what Prefect's client retries (the
+    SQLite server of these tests answers 503 "database is locked" when the machine is busy)."""
+    status, text = prefect_api.request(api + path, method, body, prefect_api.auth_headers(AUTH), timeout=10)
+    if status >= 400:
+        raise urllib.error.HTTPError(api + path, status, text.decode(errors="replace")[:300], {}, io.BytesIO(text))
+    return json.loads(text)
+
+
 def get(api: str, path: str) -> dict:
-    request = urllib.request.Request(
-        api + path, headers={"Authorization": "Basic " + b64encode(AUTH.encode()).decode()}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    return call(api, "GET", path)
 
 
 def test_pool_created_then_unchanged(api, process_template, tmp_path):
@@ -367,22 +373,11 @@ def test_the_registrar_makes_an_environments_deployments_what_its_spec_declares(
         return proc.returncode, json.loads((state_dir / "deploy-state.json").read_text())
 
     def names() -> dict:
-        request = urllib.request.Request(
-            api + "/deployments/filter",
-            data=json.dumps({"work_pools": {"name": {"any_": ["regis"]}}}).encode(),
-            headers={"Authorization": "Basic " + b64encode(AUTH.encode()).decode(), "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return {d["name"]: d for d in json.loads(response.read())}
+        found = call(api, "POST", "/deployments/filter", {"work_pools": {"name": {"any_": ["regis"]}}})
+        return {d["name"]: d for d in found}
 
     def post(path: str, body: dict) -> dict:
-        request = urllib.request.Request(
-            api + path,
-            data=json.dumps(body).encode(),
-            headers={"Authorization": "Basic " + b64encode(AUTH.encode()).decode(), "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        return call(api, "POST", path, body)
 
     # One made by hand in the same pool, without the fleet's tag.
     flow_id = post("/flows/", {"name": "hello-flow"})["id"]
