@@ -76,14 +76,17 @@ def in_flight(lab, host: str, environment: str = ENVIRONMENT) -> list[list[str]]
     return [line.split() for line in out.splitlines()]
 
 
-def wait_for_in_flight(lab, host: str, count: int, timeout: float = 60) -> list[list[str]]:
+def wait_for_in_flight(lab, host: str, run_ids: list[str], timeout: float = 60) -> None:
+    """Until each of these runs is in flight on the host (a run left by an earlier test would not do:
+    the drain would wait for that one, and ours could start only after the restart)."""
+    assert run_ids, "no run was submitted"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = in_flight(lab, host)
-        if len(runs) >= count:
-            return runs
+        running = {run for _env, run, _pid in in_flight(lab, host)}
+        if running >= set(run_ids):
+            return
         time.sleep(1)
-    raise AssertionError(f"{host}: fewer than {count} runs in flight after {timeout} s")
+    raise AssertionError(f"{host}: {run_ids} not all in flight after {timeout} s")
 
 
 def restarts_under_load(lab, api, deployment_id, health_sampler, tmp_path, every: float, requirements: bool) -> None:
@@ -306,7 +309,7 @@ def test_a_drain_waits_for_the_runs_in_flight_and_a_timeout_reports_them(lab, ap
     host = "atd-data04"
     with Load(api, deployment_id, [host], every=60, seconds=20) as load:
         time.sleep(1)
-    wait_for_in_flight(lab, host, 1)
+    wait_for_in_flight(lab, host, [run for run, _queue in load.ids])
     playbook(lab.inventory, "playbooks/rolling_restart.yml", "--limit", host, "-e", "drain=true")
     (outcome,) = load.outcomes(timeout=60)
     assert unclean([outcome]) == []
@@ -319,7 +322,7 @@ def test_a_drain_waits_for_the_runs_in_flight_and_a_timeout_reports_them(lab, ap
     # A drain that times out reports the runs and leaves the host serving.
     with Load(api, deployment_id, [host], every=60, seconds=40) as long_run:
         time.sleep(1)
-    wait_for_in_flight(lab, host, 1)
+    wait_for_in_flight(lab, host, [run for run, _queue in long_run.ids])
     result = playbook(
         lab.inventory,
         "playbooks/rolling_restart.yml",
@@ -344,7 +347,7 @@ def test_a_rolling_reboot_drains_reboots_and_brings_the_host_back(lab, api, depl
     boot = lab.ssh(host, "ps -o lstart= -p 1").stdout
     with Load(api, deployment_id, [host], every=60, seconds=15) as load:
         time.sleep(1)
-    wait_for_in_flight(lab, host, 1)
+    wait_for_in_flight(lab, host, [run for run, _queue in load.ids])
     playbook(lab.inventory, "playbooks/rolling_restart.yml", "--limit", host, "-e", "reboot=true")
     assert lab.ssh(host, "ps -o lstart= -p 1").stdout != boot, "the host did not reboot"
     assert unclean(load.outcomes(timeout=60)) == []
