@@ -77,6 +77,8 @@ def lab_secrets(lab) -> dict[str, str]:
     return {
         "the API auth password": auth.split(":", 1)[1],
         "the database password": (state / "secrets" / "database").read_text().strip(),
+        # The package index's credential: root's netrc file, and each environment's user's copy.
+        "the package index's password": (state / "secrets" / "index").read_text().strip(),
         # The body of the private deploy key: its longest line is unique to it.
         "the git deploy key": max(key_lines, key=len),
         # The server's TLS key, in its 0600 files only.

@@ -178,6 +178,20 @@ def test_a_good_ha_inventory_passes(tmp_path):
             ),
             "fleet_flows_repo (git@forge.example:data/flows.git) is reached over SSH",
         ),
+        (
+            _inventory(
+                {"atd-prefect-01": {}}, {"fleet_pip_index_url": "https://ci:Secret-Token-42@pkgs.example/simple"}
+            ),
+            "fleet_pip_index_url holds a credential inside its URL (on atd-prefect-01, localhost): give the URL "
+            "without it, and the credential in vault_fleet_pip_index_netrc",
+        ),
+        (
+            _inventory(
+                {"atd-prefect-01": {}},
+                prefect_workers={"atd-data02": {"fleet_flows_repo": "https://oauth2:glpat-x@forge.example/flows.git"}},
+            ),
+            "fleet_flows_repo holds a credential inside its URL (on atd-data02): use an SSH remote",
+        ),
     ],
     ids=[
         "no-server",
@@ -202,12 +216,17 @@ def test_a_good_ha_inventory_passes(tmp_path):
         "stats-page-open-without-password",
         "ssh-remote-host-key-not-pinned",
         "scp-like-remote-host-key-not-pinned",
+        "index-url-with-credential",
+        "flows-repo-url-with-token-on-one-host",
     ],
 )
 def test_a_bad_inventory_is_rejected(tmp_path, inventory, message):
     rc, out = _preflight(tmp_path, inventory)
     assert rc != 0
     assert message in out
+    # A message names a credential's variable, never its value.
+    for secret in ("Secret-Token-42", "glpat-x"):
+        assert secret not in out
 
 
 def _tiered(staging_auth: str) -> dict:

@@ -76,6 +76,21 @@ def test_settings_file_is_private(worker, environment):
 
 
 @pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_the_index_credential_is_in_netrc_files_only_their_users_read(worker, environment):
+    """Root's copy for the root-run installs, each environment's for its sync; NETRC names it."""
+    secret = "molecule-index-secret-4321"
+    root = worker.file("/opt/prefect-fleet/netrc")
+    assert (root.user, root.mode) == ("root", 0o600)
+    assert secret in root.content_string
+    own = worker.file(f"/etc/prefect-worker/{environment}.netrc")
+    assert (own.user, own.group, own.mode) == (f"prefect-{environment}", f"prefect-{environment}", 0o600)
+    assert secret in own.content_string
+    settings = worker.file(f"/etc/prefect-worker/{environment}.env").content_string
+    assert f'NETRC="/etc/prefect-worker/{environment}.netrc"' in settings
+    assert secret not in settings
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
 def test_pool_and_queues_exist(worker, environment):
     pool = _api(worker, f"/work_pools/{environment}")
     assert pool["type"] == "process"

@@ -8,6 +8,7 @@ Plain Python, unit-tested on recorded inputs. Messages name variables and hosts,
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -68,6 +69,60 @@ def stats_page_problems(hosts, hostvars):
     return problems
 
 
+# The inventory's variables that hold URLs, and where the credential goes instead. A credential
+# inside one would travel in `environment:` under become (sudo and the journal may log it), in the
+# hosts' settings files and in the Dask image's Dockerfile.
+URL_VARIABLES = {
+    "fleet_pip_index_url": "index",
+    "fleet_pip_extra_index_urls": "index",
+    "prefect_server_pip_index_url": "index",
+    "prefect_server_pip_extra_index_urls": "index",
+    "prefect_worker_pip_index_url": "index",
+    "prefect_worker_pip_extra_index_urls": "index",
+    "dask_swarm_pip_index_url": "index",
+    "fleet_flows_repo": "repo",
+    "prefect_worker_flows_repo": "repo",
+    "fleet_prefect_cloud_workspace_url": "api",
+}
+INSTEAD = {
+    "index": (
+        "give the URL without it, and the credential in vault_fleet_pip_index_netrc (a netrc file: 'machine <host> "
+        "login <user> password <secret>'), which the hosts and the Dask image's build read from a 0600 file"
+    ),
+    "repo": "use an SSH remote with its deploy key in vault_prefect_worker_git_ssh_key",
+    "api": "give the workspace's URL alone; its key goes in vault_prefect_cloud_api_key",
+}
+
+
+def _has_credential(url):
+    try:
+        parts = urlsplit(str(url).strip())
+    except ValueError:
+        return False
+    # An SSH remote's user (git@host:org/repo) is a name, not a secret: only user:password counts there.
+    if parts.scheme in ("ssh", "git+ssh") or not parts.scheme:
+        return parts.password is not None
+    return parts.username is not None or parts.password is not None
+
+
+def url_credential_problems(hosts, hostvars, names=None):
+    """One message per variable (and the hosts where it holds one) whose URL carries a credential
+    (user:password@ or a token as the user), naming the vault variable to use instead. Never shows
+    the URL."""
+    found = {}
+    for host in hosts or []:
+        facts = hostvars.get(host) or {}
+        for name in names or URL_VARIABLES:
+            value = facts.get(name)
+            urls = value if isinstance(value, (list, tuple)) else [value]
+            if any(u and _has_credential(u) for u in urls):
+                found.setdefault(name, []).append(str(host))
+    return [
+        f"{name} holds a credential inside its URL (on {', '.join(sorted(where))}): {INSTEAD[URL_VARIABLES.get(name, 'index')]}."
+        for name, where in sorted(found.items())
+    ]
+
+
 def tls_pems(directory, names):
     """A CA directory of tls_ca (tls_ca_authorities) on the controller -> {"ca": its certificate,
     name: the certificate, then the key, of each of `names`}, as PEM text: what a service that
@@ -101,6 +156,7 @@ class FilterModule:
         return {
             "api_credential_problems": api_credential_problems,
             "stats_page_problems": stats_page_problems,
+            "url_credential_problems": url_credential_problems,
             "tls_pems": tls_pems,
             "dask_client_tls": dask_client_tls,
         }

@@ -104,3 +104,54 @@ def test_each_environments_dask_client_gets_its_own_clusters_ca_and_client_certi
 def test_a_stated_reason_lets_a_server_run_open():
     assert f.api_credential_problems(TIERS, hostvars("", ""), "a one-host demo on a laptop, loopback only") == []
     assert f.api_credential_problems(TIERS, hostvars("", ""), "   ") != []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "instead"),
+    [
+        ("fleet_pip_index_url", "https://ci:s3cret@pkgs.example.org/simple", "vault_fleet_pip_index_netrc"),
+        ("fleet_pip_index_url", "https://token@pkgs.example.org/simple", "vault_fleet_pip_index_netrc"),
+        ("prefect_worker_pip_extra_index_urls", ["https://a.example/simple", "https://u:p@b.example/simple"], "netrc"),
+        ("dask_swarm_pip_index_url", "http://u:p@10.0.0.5:8080/simple", "vault_fleet_pip_index_netrc"),
+        (
+            "fleet_flows_repo",
+            "https://x-access-token:ghp_abc@github.com/org/flows.git",
+            "vault_prefect_worker_git_ssh_key",
+        ),
+        ("fleet_flows_repo", "ssh://git:hunter2@git.example/flows.git", "vault_prefect_worker_git_ssh_key"),
+    ],
+)
+def test_a_url_with_a_credential_is_refused_and_the_message_names_the_vault_variable_not_the_secret(
+    name, value, instead
+):
+    (problem,) = f.url_credential_problems(["h1", "h2"], {"h1": {name: value}, "h2": {}})
+    assert problem.startswith(f"{name} holds a credential inside its URL (on h1)")
+    assert instead in problem
+    for secret in ("s3cret", "token@", "u:p", "ghp_abc", "hunter2"):
+        assert secret not in problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        None,
+        "https://pkgs.example.org/simple",
+        "file:///srv/wheels",
+        "git@github.com:org/flows.git",
+        "ssh://git@git.example:2222/flows.git",
+        "/srv/git/flows.git",
+        ["https://a.example/simple"],
+        [],
+    ],
+)
+def test_urls_without_a_credential_pass(value):
+    hostvars = {"h": dict.fromkeys(f.URL_VARIABLES, value)}
+    assert f.url_credential_problems(["h"], hostvars) == []
+
+
+def test_each_variable_is_named_once_with_every_host_that_has_it():
+    hostvars = {h: {"fleet_pip_index_url": "https://u:p@x/simple"} for h in ("b", "a")}
+    assert f.url_credential_problems(["b", "a"], hostvars)[0].startswith(
+        "fleet_pip_index_url holds a credential inside its URL (on a, b)"
+    )
