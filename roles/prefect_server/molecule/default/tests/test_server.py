@@ -54,6 +54,10 @@ def test_database_settings_match_the_backend(server):
             "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30",
             "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_TIMEOUT": "30",
             "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_RECYCLE": "3600",
+            # The postgresql scenario has the fleet's layout: TLS, the certificate and its name verified.
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_ENABLED": "true",
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_CA_FILE": "/etc/prefect-fleet/tls/ca.crt",
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_CHECK_HOSTNAME": "true",
         }
         assert (
             settings["PREFECT_SERVER_DATABASE_TIMEOUT"],
@@ -127,6 +131,15 @@ def test_flows_are_stored_in_the_configured_database(server, client):
             "runuser -u postgres -- psql -tAc 'select count(*) from flow' %s", settings["PREFECT_SERVER_DATABASE_NAME"]
         )
         assert not server.file("/var/lib/prefect-server/prefect.db").exists
+        # Every connection of the server's role comes over TLS (hostssl admits no other).
+        encrypted = client.check_output(
+            "runuser -u postgres -- psql -tAc %s",
+            "select count(*), count(*) filter (where s.ssl) from pg_stat_activity a join pg_stat_ssl s using (pid) "
+            "where a.usename = 'prefect'",
+        )
+        total, over_tls = encrypted.split("|")
+        assert int(total) >= 1, encrypted
+        assert total == over_tls, encrypted
     else:
         count = server.check_output(
             "%s -c \"import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from flow')"

@@ -117,16 +117,25 @@ def _cidr(address):
 
 def tier_postgresql(databases):
     """The postgresql role's inputs from tier_databases: {users, databases, hba_entries, processes}.
-    Each tier's hosts may reach its own database as its own role, by password (scram-sha-256), and
-    nothing else; processes is how many server processes connect, for max_connections."""
+    Each tier's hosts may reach its own database as its own role, by password (scram-sha-256), over
+    TLS (hostssl), and nothing else: the clear-text (host) entry of a fleet converged before TLS is
+    removed. processes is how many server processes connect, for max_connections."""
     return {
         "users": [{"name": d["user"], "password": d["password"]} for d in databases],
         "databases": [{"name": d["name"], "owner": d["user"]} for d in databases],
         "hba_entries": [
-            {"type": "host", "database": d["name"], "user": d["user"], "address": _cidr(a), "method": "scram-sha-256"}
+            {
+                "type": kind,
+                "database": d["name"],
+                "user": d["user"],
+                "address": _cidr(a),
+                "method": "scram-sha-256",
+                "state": state,
+            }
             for d in databases
             for a in d["addresses"]
             if a
+            for kind, state in (("host", "absent"), ("hostssl", "present"))
         ],
         "processes": sum(d["processes"] for d in databases),
     }

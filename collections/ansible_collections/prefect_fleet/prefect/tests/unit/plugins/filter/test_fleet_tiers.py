@@ -393,3 +393,37 @@ def test_workspaces_each_with_its_own_key_pass():
         f.cloud_workspace_problems(CLOUD_ENVIRONMENTS, {"production": "pnu_production"}, True, FLEET_WS, "pnu_fleet")
         == []
     )
+
+
+def test_each_tier_reaches_its_own_database_over_tls_only_and_the_clear_text_entry_goes():
+    databases = [
+        {
+            "tier": "prefect_server",
+            "name": "prefect",
+            "user": "prefect",
+            "password": "p1",
+            "addresses": ["10.0.0.10"],
+            "processes": 2,
+        },
+        {
+            "tier": "staging_server",
+            "name": "staging_server",
+            "user": "staging_server",
+            "password": "p2",
+            "addresses": ["fd00::2"],
+            "processes": 1,
+        },
+    ]
+    out = f.tier_postgresql(databases)
+    assert out["users"] == [{"name": "prefect", "password": "p1"}, {"name": "staging_server", "password": "p2"}]
+    assert out["processes"] == 3
+    entries = {(e["type"], e["database"], e["user"], e["address"], e["state"]) for e in out["hba_entries"]}
+    assert entries == {
+        ("host", "prefect", "prefect", "10.0.0.10/32", "absent"),
+        ("hostssl", "prefect", "prefect", "10.0.0.10/32", "present"),
+        ("host", "staging_server", "staging_server", "fd00::2/128", "absent"),
+        ("hostssl", "staging_server", "staging_server", "fd00::2/128", "present"),
+    }
+    # The removal comes first: the entries are applied in order.
+    assert [e["type"] for e in out["hba_entries"]][:2] == ["host", "hostssl"]
+    assert {e["method"] for e in out["hba_entries"]} == {"scram-sha-256"}
