@@ -23,7 +23,7 @@ def test_the_roles_write_only_settings_prefect_knows(tmp_path):
     names = written_settings()
     assert "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE" in names, "the pattern found the settings"
     assert len(names) > 15
-    assert "PREFECT_REDIS_MESSAGING_PASSWORD" in names, "the HA settings were found"
+    assert "PREFECT_REDIS_MESSAGING_URL" in names, "the HA settings were found"
     # prefect-redis' settings are not Prefect's: they are the fields of its RedisMessagingSettings,
     # read from PREFECT_REDIS_MESSAGING_<FIELD>.
     check = (

@@ -89,6 +89,10 @@ CASES = {
         {**HA, "prefect_server_redis_password": "short"},
         "prefect_server_redis_password must be set when prefect_server_ha is true",
     ),
+    "redis-user-not-a-name": (
+        {**HA, "prefect_server_redis_user": "pre fect"},
+        "prefect_server_redis_user must be a name of letters, digits, _ and -",
+    ),
     "two-replicas-share-a-port": (
         {**HA, "prefect_server_api_ports": [4200, 4201, 4200]},
         "two API replicas on prefect-server-invalid share a port: prefect_server_api_ports lists 4200 more than once",

@@ -1,5 +1,6 @@
-"""Verify a converged redis role: the unit, its private configuration, the password required across
-the network, data kept over a restart, and every bad input rejected before any change."""
+"""Verify a converged redis role: the unit, its private configuration, TLS only and Prefect's ACL
+user with its password required across the network (the default user off, administrative commands
+refused), data kept over a restart, and every bad input rejected before any change."""
 
 from __future__ import annotations
 
@@ -22,10 +23,22 @@ def _address(redis) -> str:
     return redis.check_output("hostname -I").split()[0]
 
 
-def _cli(host, address: str, command: str, password: str | None = PASSWORD) -> str:
+CA = "/etc/prefect-fleet/tls/ca.crt"
+
+
+def _cli(
+    host,
+    address: str,
+    command: str,
+    password: str | None = PASSWORD,
+    user: str = "prefect",
+    tls: str = f"--tls --cacert {CA}",
+) -> str:
     # REDISCLI_AUTH keeps the password off redis-cli's command line (docker exec runs no sudo).
     auth = f"REDISCLI_AUTH={password} " if password else ""
-    return host.run(f"{auth}redis-cli --no-auth-warning -h {address} {command}").stdout.strip()
+    who = f"--user {user} " if password else ""
+    result = host.run(f"{auth}redis-cli --no-auth-warning {tls} {who}-h {address} {command}")
+    return (result.stdout + result.stderr).strip()
 
 
 def test_unit_active_and_enabled(redis):
@@ -44,13 +57,37 @@ def test_the_status_reports_the_unit():
 def test_configuration_is_private(redis):
     conf = redis.file("/etc/redis/redis.conf")
     assert (conf.mode, conf.user, conf.group) == (0o640, "redis", "redis")
-    assert f"requirepass {PASSWORD}" in conf.content_string
+    assert f"user prefect on >{PASSWORD} " in conf.content_string
+    assert "user default off" in conf.content_string
+    key = redis.file("/etc/redis/fleet-tls.key")
+    assert (key.mode, key.user) == (0o600, "redis")
 
 
 def test_a_client_needs_the_password(redis, client):
     address = _address(redis)
     assert "NOAUTH" in _cli(client, address, "ping", password=None)
     assert _cli(client, address, "ping") == "PONG"
+    assert "WRONGPASS" in _cli(client, address, "ping", password="not-the-password-0123")
+
+
+def test_the_default_user_is_off_and_prefects_user_may_not_administer(redis, client):
+    address = _address(redis)
+    assert "WRONGPASS" in _cli(client, address, "ping", user="default")
+    for command in ("config get maxmemory", "flushall", "acl list", "shutdown nosave"):
+        assert "NOPERM" in _cli(client, address, command), command
+    # What Prefect runs: streams, keys, scripts.
+    assert _cli(client, address, "xadd molecule-stream '*' k v").count("-") == 1
+    assert _cli(client, address, "eval 'return 1' 0") == "1"
+
+
+def test_nothing_travels_in_clear_and_the_certificate_is_the_fleet_cas(redis, client):
+    address = _address(redis)
+    # A client in clear gets no answer from a TLS port.
+    assert "PONG" not in _cli(client, address, "ping", tls="")
+    # A client that trusts only the system's CAs refuses Redis's certificate.
+    assert "certificate verify failed" in _cli(
+        client, address, "ping", tls="--tls --cacert /etc/ssl/certs/ca-certificates.crt"
+    )
 
 
 def test_listens_on_the_bound_addresses_only(redis):
@@ -62,15 +99,17 @@ def test_listens_on_the_bound_addresses_only(redis):
 
 
 def test_settings_applied(redis):
-    assert _cli(redis, "127.0.0.1", "config get appendonly").split() == ["appendonly", "yes"]
-    assert _cli(redis, "127.0.0.1", "config get maxmemory-policy").split() == ["maxmemory-policy", "noeviction"]
+    # CONFIG is an administrative command, which no user may run: INFO shows the settings.
+    assert "aof_enabled:1" in _cli(redis, "127.0.0.1", "info persistence")
+    assert "maxmemory_policy:noeviction" in _cli(redis, "127.0.0.1", "info memory")
 
 
 def test_data_survives_a_restart(redis):
     _cli(redis, "127.0.0.1", "set molecule-key kept")
     redis.check_output("systemctl restart redis-server.service")
     redis.run_expect(
-        [0], "for i in $(seq 1 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done"
+        [0],
+        f"for i in $(seq 1 30); do redis-cli --tls --cacert {CA} -h 127.0.0.1 ping 2>&1 | grep -q NOAUTH && exit 0; sleep 1; done",
     )
     assert _cli(redis, "127.0.0.1", "get molecule-key") == "kept"
 
@@ -92,6 +131,14 @@ CASES = {
     "no-password": ({"redis_password": ""}, "redis_password must be set"),
     "password-too-short": ({"redis_password": "short"}, "redis_password must be set"),
     "password-with-a-quote": ({"redis_password": 'a-long-password-with-"quote'}, "redis_password must be set"),
+    "default-user": (
+        {"redis_user": "default"},
+        "redis_user must be a name of letters, digits, _ and - other than 'default'",
+    ),
+    "tls-without-key": (
+        {"redis_tls_private_key": ""},
+        "redis_tls_certificate, redis_tls_private_key and redis_tls_ca_file go together",
+    ),
 }
 
 
