@@ -5,9 +5,12 @@ flow (flows/dask_mapping) with the report each one logs."""
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import time
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 
 from lab.fleet import Api, Lab, wait_for
 from lab.flowruns import Run, start, wait
@@ -15,28 +18,47 @@ from lab.flowruns import Run, start, wait
 LABEL = "atd-data02"
 
 
-def dashboard(lab: Lab, environment: str) -> str:
-    """The HTTP endpoint of an environment's scheduler, as published on the lab's swarm (this machine)."""
+@dataclass(frozen=True)
+class Dashboard:
+    """An environment's scheduler dashboard as published on the lab's swarm (this machine): over
+    TLS where its cluster speaks TLS, checked against that cluster's CA (Dask's certificates name
+    no host)."""
+
+    url: str
+    context: ssl.SSLContext | None = None
+
+    def open(self, path: str):
+        return urllib.request.urlopen(self.url + path, timeout=10, context=self.context)
+
+    def json(self, path: str) -> dict:
+        with self.open(path) as response:
+            return json.load(response)
+
+
+def dashboard(lab: Lab, environment: str) -> Dashboard:
     clusters = lab.server["fleet_dask_clusters"]
-    return f"http://127.0.0.1:{clusters.get(environment, clusters.get('shared', {}))['dashboard_port']}"
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
+    cluster = environment if environment in clusters else "shared"
+    port = clusters[cluster]["dashboard_port"]
+    if str(lab.server.get("fleet_dask_tls")).lower() != "true":
+        return Dashboard(f"http://127.0.0.1:{port}")
+    context = ssl.create_default_context(
+        cafile=str(Path(lab.server["fleet_tls_ca_dir"]) / f"dask-{cluster}" / "ca.crt")
+    )
+    context.check_hostname = False
+    return Dashboard(f"https://127.0.0.1:{port}", context)
 
 
 def workers_joined(lab: Lab, environment: str) -> int:
-    return get_json(dashboard(lab, environment) + "/json/counts.json")["workers"]
+    return dashboard(lab, environment).json("/json/counts.json")["workers"]
 
 
 def scale(service: str, replicas: int) -> None:
     subprocess.run(["docker", "service", "scale", "--detach", f"{service}={replicas}"], check=True, capture_output=True)
 
 
-def answers(url: str) -> bool:
+def answers(board: Dashboard, path: str) -> bool:
     try:
-        get_json(url)
+        board.json(path)
     except OSError:
         return False
     return True
@@ -46,8 +68,10 @@ def stop_scheduler(lab: Lab, environment: str, timeout: float = 120) -> None:
     """Scale an environment's scheduler service to 0 and wait until its endpoint stops answering
     (`docker service scale` returns before Swarm has stopped the task)."""
     scale(f"dask-{environment}-scheduler", 0)
-    url = dashboard(lab, environment) + "/json/counts.json"
-    wait_for(lambda: not answers(url), timeout, f"dask-{environment}-scheduler stopping", interval=1)
+    board = dashboard(lab, environment)
+    wait_for(
+        lambda: not answers(board, "/json/counts.json"), timeout, f"dask-{environment}-scheduler stopping", interval=1
+    )
 
 
 def scale_workers(lab: Lab, environment: str, replicas: int, timeout: float = 300) -> None:

@@ -72,6 +72,7 @@ FLEET_VARIABLES = [
     "fleet_dask_scheduler_addresses",
     "fleet_dask_clusters",
     "fleet_tls_ca_dir",
+    "fleet_dask_tls",
 ]
 
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from lab import dask
 from lab.ansible import playbook
-from lab.dask import get_json
 from lab.fleet import Api
 from lab.inventory import ROOT
 
@@ -26,7 +24,7 @@ def api(lab) -> Api:
     return lab.api
 
 
-def dashboard(lab, environment: str = ENVIRONMENT) -> str:
+def dashboard(lab, environment: str = ENVIRONMENT) -> dask.Dashboard:
     return dask.dashboard(lab, environment)
 
 
@@ -56,7 +54,7 @@ def run_mapping(api: Api, parameters: dict, job_variables: dict | None = None, t
 
 
 def test_a_production_flow_runs_all_200_tasks_on_the_swarm(lab, api):
-    workers = get_json(dashboard(lab) + "/json/identity.json")["workers"]
+    workers = dashboard(lab).json("/json/identity.json")["workers"]
     report = run_mapping(api, {"tasks": 200})
     assert report["host"] == "atd-data02"
     assert report["environment"] == ENVIRONMENT
@@ -75,9 +73,9 @@ def test_a_production_flow_runs_all_200_tasks_on_the_swarm(lab, api):
 
 def test_the_dashboard_answers(lab):
     for environment in lab.server["fleet_environments"]:
-        with urllib.request.urlopen(dashboard(lab, environment) + "/health", timeout=10) as response:
+        with dashboard(lab, environment).open("/health") as response:
             assert response.read() == b"ok"
-        with urllib.request.urlopen(dashboard(lab, environment) + "/info/main/workers.html", timeout=10) as response:
+        with dashboard(lab, environment).open("/info/main/workers.html") as response:
             assert response.status == 200
             assert b"Worker" in response.read()
 
@@ -106,7 +104,7 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         # Build first (the Dask tier's own playbook, which site.yml imports), so that the roll
         # starts soon after the flow does.
         playbook(lab.inventory, "playbooks/dask.yml", "--tags", "dask_swarm_image", *changed)
-        workers_before = set(get_json(dashboard(lab) + "/json/identity.json")["workers"])
+        workers_before = set(dashboard(lab).json("/json/identity.json")["workers"])
         result: dict = {}
 
         def mapping() -> None:
@@ -115,7 +113,7 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         flow = threading.Thread(target=mapping)
         flow.start()
         deadline = time.monotonic() + 300
-        while get_json(dashboard(lab) + "/json/counts.json")["processing"] == 0:
+        while dashboard(lab).json("/json/counts.json")["processing"] == 0:
             assert time.monotonic() < deadline, "the mapping flow never reached the cluster"
             time.sleep(1)
         converge = playbook(lab.inventory, "site.yml", "--tags", "dask_swarm", *changed)
