@@ -182,7 +182,7 @@ def test_a_good_ha_inventory_passes(tmp_path):
             _inventory(
                 {"atd-prefect-01": {}}, {"fleet_pip_index_url": "https://ci:Secret-Token-42@pkgs.example/simple"}
             ),
-            "fleet_pip_index_url holds a credential inside its URL (on atd-prefect-01, localhost): give the URL "
+            "fleet_pip_index_url holds a credential inside its URL (on atd-prefect-01): give the URL "
             "without it, and the credential in vault_fleet_pip_index_netrc",
         ),
         (

@@ -69,21 +69,9 @@ def stats_page_problems(hosts, hostvars):
     return problems
 
 
-# The inventory's variables that hold URLs, and where the credential goes instead. A credential
-# inside one would travel in `environment:` under become (sudo and the journal may log it), in the
-# hosts' settings files and in the Dask image's Dockerfile.
-URL_VARIABLES = {
-    "fleet_pip_index_url": "index",
-    "fleet_pip_extra_index_urls": "index",
-    "prefect_server_pip_index_url": "index",
-    "prefect_server_pip_extra_index_urls": "index",
-    "prefect_worker_pip_index_url": "index",
-    "prefect_worker_pip_extra_index_urls": "index",
-    "dask_swarm_pip_index_url": "index",
-    "fleet_flows_repo": "repo",
-    "prefect_worker_flows_repo": "repo",
-    "fleet_prefect_cloud_workspace_url": "api",
-}
+# Where the credential goes instead, by what the URL variable names. A credential inside one would
+# travel in `environment:` under become (sudo and the journal may log it), in the hosts' settings
+# files and in the Dask image's Dockerfile.
 INSTEAD = {
     "index": (
         "give the URL without it, and the credential in vault_fleet_pip_index_netrc (a netrc file: 'machine <host> "
@@ -92,6 +80,14 @@ INSTEAD = {
     "repo": "use an SSH remote with its deploy key in vault_prefect_worker_git_ssh_key",
     "api": "give the workspace's URL alone; its key goes in vault_prefect_cloud_api_key",
 }
+
+
+def _instead(name):
+    if "flows_repo" in name:
+        return INSTEAD["repo"]
+    if "cloud" in name:
+        return INSTEAD["api"]
+    return INSTEAD["index"]
 
 
 def _has_credential(url):
@@ -105,22 +101,16 @@ def _has_credential(url):
     return parts.username is not None or parts.password is not None
 
 
-def url_credential_problems(hosts, hostvars, names=None):
-    """One message per variable (and the hosts where it holds one) whose URL carries a credential
-    (user:password@ or a token as the user), naming the vault variable to use instead. Never shows
-    the URL."""
-    found = {}
-    for host in hosts or []:
-        facts = hostvars.get(host) or {}
-        for name in names or URL_VARIABLES:
-            value = facts.get(name)
-            urls = value if isinstance(value, (list, tuple)) else [value]
-            if any(u and _has_credential(u) for u in urls):
-                found.setdefault(name, []).append(str(host))
-    return [
-        f"{name} holds a credential inside its URL (on {', '.join(sorted(where))}): {INSTEAD[URL_VARIABLES.get(name, 'index')]}."
-        for name, where in sorted(found.items())
-    ]
+def url_credential_problems(variables, host):
+    """One message per variable of `variables` ({name: a URL or a list of URLs}, as `host` sees
+    them) whose URL carries a credential (user:password@, or a token as the user), naming the
+    vault variable to use instead. Never shows the URL."""
+    problems = []
+    for name, value in sorted((variables or {}).items()):
+        urls = value if isinstance(value, (list, tuple)) else [value]
+        if any(u and _has_credential(u) for u in urls):
+            problems.append(f"{name} holds a credential inside its URL (on {host}): {_instead(name)}.")
+    return problems
 
 
 def tls_pems(directory, names):

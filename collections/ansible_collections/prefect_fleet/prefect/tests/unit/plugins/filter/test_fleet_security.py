@@ -119,15 +119,20 @@ def test_a_stated_reason_lets_a_server_run_open():
             "vault_prefect_worker_git_ssh_key",
         ),
         ("fleet_flows_repo", "ssh://git:hunter2@git.example/flows.git", "vault_prefect_worker_git_ssh_key"),
+        (
+            "fleet_prefect_cloud_workspace_url",
+            "https://me:pw@api.prefect.cloud/api/accounts/a/workspaces/b",
+            "vault_prefect_cloud_api_key",
+        ),
     ],
 )
 def test_a_url_with_a_credential_is_refused_and_the_message_names_the_vault_variable_not_the_secret(
     name, value, instead
 ):
-    (problem,) = f.url_credential_problems(["h1", "h2"], {"h1": {name: value}, "h2": {}})
+    (problem,) = f.url_credential_problems({name: value, "fleet_pip_index_url_other": ""}, "h1")
     assert problem.startswith(f"{name} holds a credential inside its URL (on h1)")
     assert instead in problem
-    for secret in ("s3cret", "token@", "u:p", "ghp_abc", "hunter2"):
+    for secret in ("s3cret", "token@", "u:p", "ghp_abc", "hunter2", "me:pw"):
         assert secret not in problem
 
 
@@ -146,12 +151,18 @@ def test_a_url_with_a_credential_is_refused_and_the_message_names_the_vault_vari
     ],
 )
 def test_urls_without_a_credential_pass(value):
-    hostvars = {"h": dict.fromkeys(f.URL_VARIABLES, value)}
-    assert f.url_credential_problems(["h"], hostvars) == []
+    names = [
+        "fleet_pip_index_url",
+        "fleet_pip_extra_index_urls",
+        "fleet_flows_repo",
+        "fleet_prefect_cloud_workspace_url",
+    ]
+    assert f.url_credential_problems(dict.fromkeys(names, value), "h") == []
 
 
-def test_each_variable_is_named_once_with_every_host_that_has_it():
-    hostvars = {h: {"fleet_pip_index_url": "https://u:p@x/simple"} for h in ("b", "a")}
-    assert f.url_credential_problems(["b", "a"], hostvars)[0].startswith(
-        "fleet_pip_index_url holds a credential inside its URL (on a, b)"
+def test_each_variable_that_has_one_is_named():
+    problems = f.url_credential_problems(
+        {"fleet_pip_index_url": "https://u:p@x/simple", "fleet_flows_repo": "https://t@x/f.git", "other": "https://x"},
+        "h",
     )
+    assert [p.split()[0] for p in problems] == ["fleet_flows_repo", "fleet_pip_index_url"]
