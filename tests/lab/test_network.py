@@ -128,6 +128,28 @@ def test_the_server_processes_listen_on_loopback_and_its_tls_front_on_the_fleets
     ]
 
 
+def test_the_database_admits_the_servers_over_tls_only_and_they_use_it(lab):
+    """pg_hba admits each tier's role from the network over TLS only (hostssl), and every connection
+    the servers hold is encrypted (the refusal of a clear one: the postgresql scenario of molecule)."""
+    database = lab.groups["prefect_database"][0]
+
+    def sql(query: str) -> list[list[str]]:
+        out = lab.ssh(database, f"cd / && runuser -u postgres -- psql -tA -F '|' -c {shlex.quote(query)}").stdout
+        return [line.split("|") for line in out.splitlines() if line]
+
+    rules = sql("select type, array_to_string(database, ','), address from pg_hba_file_rules where type <> 'local'")
+    network = [r for r in rules if r[2] not in ("127.0.0.1", "::1")]
+    assert network, rules
+    assert {r[0] for r in network} == {"hostssl"}, rules
+    held = sql(
+        "select s.ssl, s.version, count(*) from pg_stat_activity a join pg_stat_ssl s using (pid) "
+        "where a.usename = 'prefect' group by 1, 2"
+    )
+    assert len(held) == 1, held
+    assert held[0][0] == "t", held
+    assert held[0][1] in ("TLSv1.2", "TLSv1.3"), held
+
+
 def test_a_capture_during_a_flow_run_finds_no_credential_in_clear(lab):
     """On the server host (every client's API traffic arrives there) and on the worker host that
     runs the flow (the worker's polls, the run's own calls and its Dask tasks leave there)."""
