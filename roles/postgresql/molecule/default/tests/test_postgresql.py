@@ -23,10 +23,11 @@ def _password(db) -> str:
     return db.ansible.get_variables()["molecule_password"]
 
 
-def _psql(client, db_name: str, password: str, sql: str, sslmode: str = "verify-full"):
-    """psql as the Prefect server connects: TLS, the certificate checked against the fleet CA and the name."""
+def _psql(client, db_name: str, password: str, sql: str, sslmode: str = "verify-full", trust: str = CA):
+    """psql as the Prefect server connects: TLS, the certificate checked against the fleet CA (trust)
+    and the name."""
     return client.run(
-        f"PGPASSWORD={shlex.quote(password)} PGCONNECT_TIMEOUT=10 PGSSLMODE={sslmode} PGSSLROOTCERT={CA} "
+        f"PGPASSWORD={shlex.quote(password)} PGCONNECT_TIMEOUT=10 PGSSLMODE={sslmode} PGSSLROOTCERT={trust} "
         f"psql -h {db_name} -U prefect -d prefect -tAc {shlex.quote(sql)}"
     )
 
@@ -65,9 +66,8 @@ def test_a_connection_in_clear_is_refused(db, client):
 
 
 def test_a_client_that_does_not_trust_the_fleet_ca_is_refused(db, client):
-    result = client.run(
-        f"PGPASSWORD={shlex.quote(_password(db))} PGCONNECT_TIMEOUT=10 PGSSLMODE=verify-full "
-        f"PGSSLROOTCERT=/etc/ssl/certs/ca-certificates.crt psql -h {db.backend.get_hostname()} -U prefect -d prefect -tAc 'select 1'"
+    result = _psql(
+        client, db.backend.get_hostname(), _password(db), "select 1", trust="/etc/ssl/certs/ca-certificates.crt"
     )
     assert result.rc != 0
     assert "certificate verify failed" in result.stderr
