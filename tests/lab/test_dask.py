@@ -104,7 +104,8 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         # Build first (the Dask tier's own playbook, which site.yml imports), so that the roll
         # starts soon after the flow does.
         playbook(lab.inventory, "playbooks/dask.yml", "--tags", "dask_swarm_image", *changed)
-        workers_before = set(dashboard(lab).json("/json/identity.json")["workers"])
+        board = dashboard(lab)
+        workers_before = set(board.json("/json/identity.json")["workers"])
         result: dict = {}
 
         def mapping() -> None:
@@ -113,7 +114,7 @@ def test_a_requirements_change_rolls_the_workers_while_a_flow_runs(lab, api, tmp
         flow = threading.Thread(target=mapping)
         flow.start()
         deadline = time.monotonic() + 300
-        while dashboard(lab).json("/json/counts.json")["processing"] == 0:
+        while board.json("/json/counts.json")["processing"] == 0:
             assert time.monotonic() < deadline, "the mapping flow never reached the cluster"
             time.sleep(1)
         converge = playbook(lab.inventory, "site.yml", "--tags", "dask_swarm", *changed)
