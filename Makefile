@@ -127,7 +127,7 @@ integration-tests: venv wheelhouse
 
 .PHONY: molecule
 molecule: venv image wheelhouse ## Every molecule scenario of every role, MOLECULE_JOBS (2) at a time
-	$(ANSIBLE_ENV) MOLECULE=$(BIN)/molecule MOLECULE_JOBS=$(MOLECULE_JOBS) \
+	$(ANSIBLE_ENV) MOLECULE=$(BIN)/molecule MOLECULE_JOBS=$(MOLECULE_JOBS) MOLECULE_FAILURE_DIR=$(TEST_LOGS) \
 	  MOLECULE_IMAGE=$$(cat .cache/lab-image) \
 	  PREFECT_FLEET_WHEELHOUSE=$(CURDIR)/.cache/wheelhouse/prefect-$(PREFECT_VERSION).tar \
 	  tools/molecule-all.sh $(filter $(MOLECULE_SCENARIOS),$(MOLECULE_LONGEST)) \

@@ -5,6 +5,9 @@
 # any scenario failed. Scenarios share nothing that would collide: every one names its own
 # containers and network, and molecule keeps its state per role and scenario.
 # Pass the longest scenarios first: the total is then close to the longest one's share.
+# With MOLECULE_FAILURE_DIR set, the end of a failed scenario's log (without colours) is also
+# written there as <role>--<scenario>.tail: `make test` prints it again as its last word, where a
+# CI service that keeps only the end of the output still shows why.
 set -euo pipefail
 jobs=${MOLECULE_JOBS:-2}
 molecule=${MOLECULE:-molecule}
@@ -55,5 +58,15 @@ for s in "${printed[@]}"; do
   read -r outcome seconds <"$(stem "$s").rc"
   printf '  %-28s %-7s %5d s\n' "$s" "$outcome" "$seconds"
   [[ $outcome == passed ]] || failed=1
+done
+for s in "${printed[@]}"; do
+  read -r outcome _ <"$(stem "$s").rc"
+  [[ $outcome == passed ]] && continue
+  tail=$(sed -e 's/\x1b\[[0-9;]*m//g' "$(stem "$s").log" | grep -v '^[[:space:]│]*$' | tail -n 30)
+  printf '=== molecule %s: the end of its log\n%s\n' "$s" "$tail"
+  if [[ -n ${MOLECULE_FAILURE_DIR:-} ]]; then
+    mkdir -p "$MOLECULE_FAILURE_DIR"
+    printf '%s\n' "$tail" >"$MOLECULE_FAILURE_DIR/${s//\//--}.tail"
+  fi
 done
 exit "$failed"
