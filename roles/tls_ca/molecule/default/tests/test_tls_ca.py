@@ -160,6 +160,37 @@ def test_rotation_issues_a_new_key_and_certificate_that_clients_still_trust(serv
     assert _serial(server) == after[0]
 
 
+def _task(out: str, name: str) -> str:
+    """What a converge printed for one task of the role (empty when the task did not come up)."""
+    _, found, rest = out.partition(f"TASK [tls_ca : {name}]")
+    return rest.split("TASK [", 1)[0] if found else ""
+
+
+def test_a_converge_that_changes_nothing_issues_nothing_and_drift_on_either_side_is_repaired(server):
+    out = _converge()
+    # One read on the controller and one on each host decide; nothing is issued or installed.
+    assert "skipping" in _task(out, "Say why the CAs are issued in full"), _task(
+        out, "Say why the CAs are issued in full"
+    )
+    assert "skipping" in _task(out, "Make the CA's key (prefect-fleet CA)")
+    assert "TASK [tls_ca : Make the host's key]" not in out
+    assert "TASK [tls_ca : Install the CA certificate every client trusts]" not in out
+    # A file edited on a host, a certificate removed on the controller: each side says why, and
+    # the converge repairs it.
+    pem = server.check_output(f"sha256sum {TLS}/host.pem")
+    server.check_output(f"echo '# edited' >> {TLS}/host.pem && chmod 0644 {TLS}/host.pem")
+    further = CA_DIR / "dask-staging" / "client.crt"
+    further.unlink()
+    out = _converge()
+    assert f"{TLS}/host.pem changed" in _task(out, "Say why this host's certificates are installed in full")
+    assert f"{further} is missing" in _task(out, "Say why the CAs are issued in full")
+    assert server.check_output(f"sha256sum {TLS}/host.pem") == pem
+    assert server.file(f"{TLS}/host.pem").mode == 0o600
+    ca = CA_DIR / "dask-staging" / "ca.crt"
+    verified = subprocess.run(["openssl", "verify", "-CAfile", str(ca), str(further)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def test_certificates_from_the_vault_replace_the_fleet_cas(server, client, tmp_path):
     """An organisation's own CA and certificates, given as vault values (here the fleet CA's own
     files, read as text): the role makes and issues nothing, and installs what it is given."""

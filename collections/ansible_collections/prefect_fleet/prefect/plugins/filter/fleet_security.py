@@ -129,6 +129,19 @@ def tls_pems(directory, names):
     return pems
 
 
+def tls_authority_files(authorities, directory):
+    """tls_ca_authorities ({CA: [certificate name, ...]}) and tls_ca_dir -> every path tls_ca makes
+    for them on the controller: each CA's directory, key and certificate, then each certificate's
+    key and certificate, in a stable order."""
+    paths = []
+    for name in sorted(authorities or {}):
+        base = f"{directory}/{name}"
+        paths += [base, f"{base}/ca.key", f"{base}/ca.crt"]
+        for certificate in authorities[name] or []:
+            paths += [f"{base}/{certificate}.key", f"{base}/{certificate}.crt"]
+    return paths
+
+
 def dask_client_tls(pems, environments, shared=False):
     """{cluster: tls_pems of its CA} -> {environment: {ca, client}}: what each environment's Dask
     clients are given, from its own cluster (the shared one when all share it); never a scheduler's
@@ -148,5 +161,6 @@ class FilterModule:
             "stats_page_problems": stats_page_problems,
             "url_credential_problems": url_credential_problems,
             "tls_pems": tls_pems,
+            "tls_authority_files": tls_authority_files,
             "dask_client_tls": dask_client_tls,
         }

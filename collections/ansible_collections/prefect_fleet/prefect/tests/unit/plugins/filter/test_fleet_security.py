@@ -166,3 +166,19 @@ def test_each_variable_that_has_one_is_named():
         "h",
     )
     assert [p.split()[0] for p in problems] == ["fleet_flows_repo", "fleet_pip_index_url"]
+
+
+def test_tls_authority_files_names_each_cas_files_then_each_certificates():
+    assert f.tls_authority_files({"dask-staging": ["client"], "dask-production": ["scheduler"]}, "/ca") == [
+        "/ca/dask-production",
+        "/ca/dask-production/ca.key",
+        "/ca/dask-production/ca.crt",
+        "/ca/dask-production/scheduler.key",
+        "/ca/dask-production/scheduler.crt",
+        "/ca/dask-staging",
+        "/ca/dask-staging/ca.key",
+        "/ca/dask-staging/ca.crt",
+        "/ca/dask-staging/client.key",
+        "/ca/dask-staging/client.crt",
+    ]
+    assert f.tls_authority_files({}, "/ca") == []
