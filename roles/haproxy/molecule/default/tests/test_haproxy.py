@@ -166,6 +166,25 @@ def test_a_new_certificate_is_served_after_a_converge(lb, client):
     assert _get(client, f"https://{address}:4200/api/ready")[0] == 200
 
 
+def test_a_converge_that_changes_nothing_is_one_task_and_an_edited_configuration_is_repaired(lb, client):
+    def converge() -> str:
+        result = playbook(os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), check=False, cwd=Path.cwd())
+        assert result.returncode == 0, result.stdout[-3000:]
+        return result.stdout
+
+    out = converge()
+    assert "TASK [haproxy : Write the HAProxy configuration]" in out
+    assert "skipping" in out.split("TASK [haproxy : Write the HAProxy configuration]", 1)[1].split("TASK [", 1)[0]
+    configuration = lb.check_output("sha256sum /etc/haproxy/haproxy.cfg")
+    lb.check_output("echo '# edited by hand' >> /etc/haproxy/haproxy.cfg")
+    out = converge()
+    why = out.split("TASK [haproxy : Say why this host converges in full]", 1)[1].split("TASK [", 1)[0]
+    assert "/etc/haproxy/haproxy.cfg changed" in why, why
+    assert lb.check_output("sha256sum /etc/haproxy/haproxy.cfg") == configuration
+    assert "RUNNING HANDLER [haproxy : Reload HAProxy]" in out
+    assert _get(client, f"https://{_address(lb)}:4200/api/ready")[0] == 200
+
+
 CASES = {
     "no-replica": (
         {"haproxy_backend_servers": [], "haproxy_local_fronts": []},
