@@ -52,11 +52,16 @@ def playbook(
     return result
 
 
+def task_output(output: str, role: str, task: str) -> str:
+    """What the first task of `role` whose name starts with `task` printed in a playbook's output
+    (its results, a debug task's message), up to the next task."""
+    return output.split(f"TASK [{role} : {task}", 1)[1].split("\nTASK [", 1)[0]
+
+
 def task_results(output: str, role: str, task: str) -> list[tuple[str, str]]:
     """(status, host) of every result line (ok, changed, skipping, failed, fatal, ...) that the first
     task of `role` whose name starts with `task` printed in a playbook's output."""
-    section = output.split(f"TASK [{role} : {task}", 1)[1].split("\nTASK [", 1)[0]
-    return re.findall(r"^(\w+): \[([^\]]+)\]", section, re.M)
+    return re.findall(r"^(\w+): \[([^\]]+)\]", task_output(output, role, task), re.M)
 
 
 def failures(output: str) -> str:
