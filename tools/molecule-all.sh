@@ -52,16 +52,14 @@ while ((${#pending[@]} + ${#running[@]})); do
   running=("${still[@]+"${still[@]}"}")
 done
 
-failed=0
+failures=()
 echo "=== molecule summary"
 for s in "${printed[@]}"; do
   read -r outcome seconds <"$(stem "$s").rc"
   printf '  %-28s %-7s %5d s\n' "$s" "$outcome" "$seconds"
-  [[ $outcome == passed ]] || failed=1
+  [[ $outcome == passed ]] || failures+=("$s")
 done
-for s in "${printed[@]}"; do
-  read -r outcome _ <"$(stem "$s").rc"
-  [[ $outcome == passed ]] && continue
+for s in "${failures[@]+"${failures[@]}"}"; do
   tail=$(sed -e 's/\x1b\[[0-9;]*m//g' "$(stem "$s").log" | grep -v '^[[:space:]│]*$' | tail -n 30)
   printf '=== molecule %s: the end of its log\n%s\n' "$s" "$tail"
   if [[ -n ${MOLECULE_FAILURE_DIR:-} ]]; then
@@ -69,4 +67,4 @@ for s in "${printed[@]}"; do
     printf '%s\n' "$tail" >"$MOLECULE_FAILURE_DIR/${s//\//--}.tail"
   fi
 done
-exit "$failed"
+exit $((${#failures[@]} > 0))
